@@ -1,0 +1,35 @@
+// The `tether` command-line tool. One file per subcommand (tools/cmd_*.cpp) as they arrive;
+// this file only wires them together.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "core/check.h"
+#include "core/device.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tether: fine-tuning pretrained CNNs with an inductive bias toward the pretrained weights"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tether 0.1.0");
+
+  auto* info = app.add_subcommand("info", "Print the build configuration (devices, threads)");
+  info->callback([] {
+    std::cout << "tether 0.1.0\n"
+              << "cuda back end: "
+#ifdef TETHER_WITH_CUDA
+              << "compiled"
+#else
+              << "not compiled"
+#endif
+              << ", GPUs visible: " << tether::cuda_device_count() << "\n";
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tether::Error& e) {
+    std::cerr << "tether: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

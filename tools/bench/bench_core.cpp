@@ -3,7 +3,9 @@
 //      has), on one thread and on all threads;
 //   2. Eigen GEMM (through ops::gemm) GFLOP/s on square and ResNet-like sizes, as % of that peak;
 //   3. conv2d forward, backward-data and backward-weight times on ResNet-50 layer shapes.
-// Usage: bench_core [--threads N] [--batch N] [--quick] [--no-gemm] [--no-conv] [--shape NAME]
+// Usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--shape NAME]
+//   --cpu-time: time by process CPU time / threads (steadier on a machine shared with other jobs)
+//   --min: report the fastest of the repeated runs instead of the median
 // Lines starting with "CONV " (name, batch, threads, fwd/bwd-data/bwd-weight/total ms) and
 // "GEMM "/"PEAK " are meant for tools/bench/run_core_bench.sh.
 #include <immintrin.h>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <ctime>
 #include <vector>
 
 #include "core/ops.h"
@@ -29,19 +32,34 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Median time (seconds) of fn() after one warm-up call, over at least `min_reps` runs and
-// until `budget_s` seconds have been spent.
+// With --cpu-time, benchmarks are timed by the process's CPU time divided by the thread
+// count: on a machine shared with other jobs this does not count the time spent descheduled.
+bool g_cpu_time = false;
+int g_threads = 1;
+double bench_clock_s() {
+  if (!g_cpu_time) return now_s();
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec)) / g_threads;
+}
+
+// --min: report the fastest run instead of the median (the estimate least disturbed by
+// other jobs on a shared machine).
+bool g_use_min = false;
+
+// Median (or, with --min, minimum) time in seconds of fn() after one warm-up call, over at
+// least `min_reps` runs and until `budget_s` seconds have been spent.
 double time_median(const std::function<void()>& fn, int min_reps, double budget_s) {
   fn();
   std::vector<double> ts;
   const double start = now_s();
   while (static_cast<int>(ts.size()) < min_reps || (now_s() - start < budget_s && ts.size() < 200)) {
-    const double t0 = now_s();
+    const double t0 = bench_clock_s();
     fn();
-    ts.push_back(now_s() - t0);
+    ts.push_back(bench_clock_s() - t0);
   }
   std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
+  return g_use_min ? ts.front() : ts[ts.size() / 2];
 }
 
 // ---- 1. peak -----------------------------------------------------------------------------
@@ -58,7 +76,6 @@ double fma_loop(int64_t iters) {
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
   for (int64_t it = 0; it < iters; ++it) {
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
   }
   alignas(64) float out[16];
   float sum = 0;
@@ -77,7 +94,6 @@ double fma_loop(int64_t iters) {
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
   for (int64_t it = 0; it < iters; ++it) {
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
   }
   alignas(32) float out[8];
   float sum = 0;
@@ -173,7 +189,7 @@ const std::vector<ConvCase> kConvCases = {
 };
 
 void usage() {
-  std::printf("usage: bench_core [--threads N] [--batch N] [--quick] [--no-gemm] [--no-conv] [--shape NAME]\n");
+  std::printf("usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--shape NAME]\n");
 }
 
 }  // namespace
@@ -192,6 +208,8 @@ int main(int argc, char** argv) {
     if (a == "--threads") threads = std::atoi(value().c_str());
     else if (a == "--batch") batch = std::atoll(value().c_str());
     else if (a == "--quick") quick = true;
+    else if (a == "--cpu-time") g_cpu_time = true;
+    else if (a == "--min") g_use_min = true;
     else if (a == "--no-gemm") do_gemm = false;
     else if (a == "--no-conv") do_conv = false;
     else if (a == "--shape") only = value();
@@ -209,6 +227,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   omp_set_num_threads(threads);
+  g_threads = threads;
   const double budget = quick ? 0.3 : 1.0;
   const int min_reps = quick ? 3 : 5;
 
@@ -228,10 +247,10 @@ int main(int argc, char** argv) {
                                      {"square_nt", 1024, 1024, 1024, false, true},
                                      // conv GEMMs per image: [O, C k k] x [C k k, OH OW]
                                      {"3x3_64@56", 64, 3136, 576, false, false},   {"1x1_1024_256@14", 256, 196, 1024, false, false},
-                                     {"3x3_512@7 (x8)", 512, 392, 4608, false, false},
-                                     {"3x3_64@56 dW", 64, 576, 3136, false, true},
+                                     {"3x3_512@7_x8", 512, 392, 4608, false, false},
+                                     {"3x3_64@56_dW", 64, 576, 3136, false, true},
                                      // a Linear layer: [batch, 2048] x [1000, 2048]^T
-                                     {"fc 256x2048x1000", 256, 1000, 2048, false, true}};
+                                     {"fc_256x2048x1000", 256, 1000, 2048, false, true}};
       if (quick) cases.erase(cases.begin() + 4);  // no 2048^3
       std::printf("\n== GEMM f32 (%d threads; %% of the %d-thread peak %.1f GFLOP/s)\n", threads, threads, peakn);
       std::printf("  %-20s %6s %6s %6s %10s %8s %7s\n", "case", "M", "N", "K", "ms", "GFLOP/s", "%peak");

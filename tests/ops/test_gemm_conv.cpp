@@ -14,11 +14,11 @@ using namespace tether::testing;
 
 namespace {
 
-// Runs body() with the OpenMP thread count set to each of 1 and 2, then restores it.
+// Runs body() with the OpenMP thread count set to each of 1, 2 and 3, then restores it.
 template <typename Fn>
 void for_thread_counts(Fn&& body) {
   const int saved = omp_get_max_threads();
-  for (int nt : {1, 2}) {
+  for (int nt : {1, 2, 3}) {
     CAPTURE(nt);
     omp_set_num_threads(nt);
     body();
@@ -194,7 +194,11 @@ const std::vector<ConvCase> kConvCases = {
     {2, 8, 5, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2},      // 1x1 grouped
     {3, 8, 7, 7, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1},      // 1x1 stride 2
     {2, 3, 16, 16, 4, 7, 7, 2, 2, 3, 3, 1, 1, 1},    // 7x7 stride 2 (a stem)
-    {2, 64, 24, 24, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // large enough for bands of output rows
+    {2, 64, 24, 24, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // large enough for bands of output pixels
+    {2, 64, 25, 25, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // bands that end mid-row
+    {2, 3, 12, 40, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1},    // stride 2 on long rows (vector paths)
+    {3, 4, 9, 41, 4, 3, 3, 2, 2, 1, 1, 1, 1, 4},     // depthwise stride 2, long rows
+    {2, 5, 6, 37, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1},     // 1x1 stride 2, long odd rows
     {2, 16, 32, 24, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1},   // 1x1 on a large map (per-image GEMMs)
     {2, 4, 30, 30, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4},    // depthwise-like grouped (2 in per group)
     {2, 3, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1, 1},      // kernel as large as the input
@@ -340,8 +344,12 @@ TEST_SUITE("ops") {
   }
 
   TEST_CASE("conv2d kernels in f32") {
-    for (const ConvCase& c : {kConvCases[1], kConvCases[6], kConvCases[8], kConvCases[13], kConvCases[15]})
-      check_conv(c, DType::f32, 1e-4, 1e-4, 7);
+    for_thread_counts([&] {
+      for (size_t i : {1, 6, 8, 13, 15, 17, 18, 19, 20}) {
+        CAPTURE(i);
+        check_conv(kConvCases[i], DType::f32, 1e-4, 1e-4, 7);
+      }
+    });
   }
 
   TEST_CASE("conv2d: non-contiguous inputs and outputs") {

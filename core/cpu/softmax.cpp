@@ -5,10 +5,20 @@
 // one outer slab is processed together, so the innermost loop runs over contiguous memory.
 // Work items (rows or column blocks) are spread over OpenMP threads. Sums accumulate in
 // double; every softmax subtracts its maximum first, so huge logits do not overflow.
+
+// GCC 12 reports false -Wmaybe-uninitialized warnings inside its own AVX-512 intrinsics
+// (the _mm512_undefined_* placeholders, GCC bug 105593) when Eigen's vectorised exp is
+// inlined here. The pragma must precede the includes: the warnings point into those headers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
@@ -53,38 +63,57 @@ void for_each_item(const DimLayout& l, Fn&& item) {
   }
 }
 
-// Forward over one row/column block: x and y point at element (o, 0, c0); consecutive
-// elements along `dim` are `inner` apart, the `width` columns are adjacent.
-// Row = true is the inner == 1 instantiation (width = inner = 1 known at compile time).
-template <typename T, bool Row>
-void softmax_block(const T* x, T* y, int64_t len, int64_t inner_, int64_t width_, bool log) {
-  const int64_t inner = Row ? 1 : inner_, width = Row ? 1 : width_;
-  T mx[kColumns];
-  acc_t sum[kColumns];
-  for (int64_t c = 0; c < width; ++c) mx[c] = -std::numeric_limits<T>::infinity(), sum[c] = 0;
-  for (int64_t j = 0; j < len; ++j)
-    for (int64_t c = 0; c < width; ++c) {
-      const T v = x[j * inner + c];
-      mx[c] = v > mx[c] ? v : mx[c];
+template <typename T>
+using Vec = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <typename T>
+Eigen::Map<const Vec<T>> cmap(const T* p, int64_t n) { return Eigen::Map<const Vec<T>>(p, n); }
+template <typename T>
+Eigen::Map<Vec<T>> mmap(T* p, int64_t n) { return Eigen::Map<Vec<T>>(p, n); }
+
+// The kernels use Eigen's array expressions for their vectorised exp/log (std::exp does not
+// vectorise without -ffast-math). An all -inf slice has max -inf, so x - max is NaN there,
+// as in PyTorch. log_softmax is (x - max) - log(sum), exact for huge logits, rather than
+// x - (max + log sum).
+
+// Forward over one contiguous row (inner == 1).
+template <typename T>
+void softmax_row(const T* x, T* y, int64_t len, bool log) {
+  auto xr = cmap(x, len);
+  auto yr = mmap(y, len);
+  const T m = xr.maxCoeff();
+  yr = (xr - m).exp();
+  const acc_t sum = yr.template cast<acc_t>().sum();
+  if (log) yr = (xr - m) - static_cast<T>(std::log(sum));
+  else yr *= static_cast<T>(1.0 / sum);
+}
+
+// Forward over `width` adjacent columns: x and y point at element (o, 0, c0), consecutive
+// elements along `dim` are `inner` apart.
+template <typename T>
+void softmax_columns(const T* x, T* y, int64_t len, int64_t inner, int64_t width, bool log) {
+  T m_buf[kColumns], t_buf[kColumns];
+  acc_t sum_buf[kColumns];
+  auto m = mmap(m_buf, width);
+  auto sum = mmap(sum_buf, width);
+  m = cmap(x, width);
+  for (int64_t j = 1; j < len; ++j) m = m.max(cmap(x + j * inner, width));
+  sum.setZero();
+  for (int64_t j = 0; j < len; ++j) {
+    if (log) {
+      sum += (cmap(x + j * inner, width) - m).exp().template cast<acc_t>();
+    } else {
+      auto yj = mmap(y + j * inner, width);
+      yj = (cmap(x + j * inner, width) - m).exp();
+      sum += yj.template cast<acc_t>();
     }
-  // An all -inf slice has max -inf: x - max is NaN, as in PyTorch.
-  for (int64_t j = 0; j < len; ++j)
-    for (int64_t c = 0; c < width; ++c) {
-      const T e = std::exp(x[j * inner + c] - mx[c]);
-      if (!log) y[j * inner + c] = e;
-      sum[c] += e;
-    }
+  }
+  auto t = mmap(t_buf, width);  // log(sum) or 1 / sum, in T
   if (log) {
-    T log_sum[kColumns];
-    for (int64_t c = 0; c < width; ++c) log_sum[c] = static_cast<T>(std::log(sum[c]));
-    // (x - max) - log(sum) rather than x - (max + log sum): exact for huge logits.
-    for (int64_t j = 0; j < len; ++j)
-      for (int64_t c = 0; c < width; ++c) y[j * inner + c] = (x[j * inner + c] - mx[c]) - log_sum[c];
+    t = sum.log().template cast<T>();
+    for (int64_t j = 0; j < len; ++j) mmap(y + j * inner, width) = (cmap(x + j * inner, width) - m) - t;
   } else {
-    T inv[kColumns];
-    for (int64_t c = 0; c < width; ++c) inv[c] = static_cast<T>(1.0 / sum[c]);
-    for (int64_t j = 0; j < len; ++j)
-      for (int64_t c = 0; c < width; ++c) y[j * inner + c] *= inv[c];
+    t = sum.inverse().template cast<T>();
+    for (int64_t j = 0; j < len; ++j) mmap(y + j * inner, width) *= t;
   }
 }
 
@@ -100,8 +129,8 @@ Tensor softmax_forward(const Tensor& x, int dim, bool log) {
     scalar_t* yp = y.data<scalar_t>();
     for_each_item(l, [&](int64_t o, int64_t c0, int64_t width) {
       const int64_t base = o * l.len * l.inner + c0;
-      if (l.inner == 1) softmax_block<scalar_t, true>(xp + base, yp + base, l.len, 1, 1, log);
-      else softmax_block<scalar_t, false>(xp + base, yp + base, l.len, l.inner, width, log);
+      if (l.inner == 1) softmax_row(xp + base, yp + base, l.len, log);
+      else softmax_columns(xp + base, yp + base, l.len, l.inner, width, log);
     });
     return y;
   });
@@ -132,25 +161,44 @@ void write_grad(const Tensor& grad_x, bool accumulate, Fn&& compute) {
 
 // gx = y * (gy - sum(gy * y))       (softmax)
 // gx = gy - exp(y) * sum(gy)        (log_softmax, y = log p)
-template <typename T, bool Row>
-void softmax_backward_block(const T* gy, const T* y, T* gx, int64_t len, int64_t inner_, int64_t width_,
-                            bool log, bool accumulate) {
-  const int64_t inner = Row ? 1 : inner_, width = Row ? 1 : width_;
-  acc_t dot[kColumns];
-  for (int64_t c = 0; c < width; ++c) dot[c] = 0;
-  for (int64_t j = 0; j < len; ++j)
-    for (int64_t c = 0; c < width; ++c) {
-      const int64_t i = j * inner + c;
-      dot[c] += log ? static_cast<acc_t>(gy[i]) : static_cast<acc_t>(gy[i]) * y[i];
-    }
-  T d[kColumns];
-  for (int64_t c = 0; c < width; ++c) d[c] = static_cast<T>(dot[c]);
-  for (int64_t j = 0; j < len; ++j)
-    for (int64_t c = 0; c < width; ++c) {
-      const int64_t i = j * inner + c;
-      const T v = log ? gy[i] - std::exp(y[i]) * d[c] : y[i] * (gy[i] - d[c]);
-      gx[i] = accumulate ? gx[i] + v : v;
-    }
+// Writes gx, or adds to it when `accumulate`.
+template <typename T, typename Expr>
+void store(Eigen::Map<Vec<T>> gx, const Expr& v, bool accumulate) {
+  if (accumulate) gx += v;
+  else gx = v;
+}
+
+template <typename T>
+void softmax_backward_row(const T* gy, const T* y, T* gx, int64_t len, bool log, bool accumulate) {
+  auto g = cmap(gy, len), yr = cmap(y, len);
+  if (log) {
+    const T d = static_cast<T>(g.template cast<acc_t>().sum());
+    store(mmap(gx, len), g - yr.exp() * d, accumulate);
+  } else {
+    const T d = static_cast<T>((g * yr).template cast<acc_t>().sum());
+    store(mmap(gx, len), yr * (g - d), accumulate);
+  }
+}
+
+template <typename T>
+void softmax_backward_columns(const T* gy, const T* y, T* gx, int64_t len, int64_t inner, int64_t width,
+                              bool log, bool accumulate) {
+  acc_t dot_buf[kColumns];
+  T d_buf[kColumns];
+  auto dot = mmap(dot_buf, width);
+  auto d = mmap(d_buf, width);
+  dot.setZero();
+  for (int64_t j = 0; j < len; ++j) {
+    auto g = cmap(gy + j * inner, width);
+    if (log) dot += g.template cast<acc_t>();
+    else dot += (g * cmap(y + j * inner, width)).template cast<acc_t>();
+  }
+  d = dot.template cast<T>();
+  for (int64_t j = 0; j < len; ++j) {
+    auto g = cmap(gy + j * inner, width), yj = cmap(y + j * inner, width);
+    if (log) store(mmap(gx + j * inner, width), g - yj.exp() * d, accumulate);
+    else store(mmap(gx + j * inner, width), yj * (g - d), accumulate);
+  }
 }
 
 void softmax_backward_impl(const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x,
@@ -166,10 +214,8 @@ void softmax_backward_impl(const Tensor& grad_y, const Tensor& y, int dim, const
     write_grad<scalar_t>(grad_x, accumulate, [&](scalar_t* out, bool acc) {
       for_each_item(l, [&](int64_t o, int64_t c0, int64_t width) {
         const int64_t base = o * l.len * l.inner + c0;
-        if (l.inner == 1)
-          softmax_backward_block<scalar_t, true>(gp + base, yp + base, out + base, l.len, 1, 1, log, acc);
-        else
-          softmax_backward_block<scalar_t, false>(gp + base, yp + base, out + base, l.len, l.inner, width, log, acc);
+        if (l.inner == 1) softmax_backward_row(gp + base, yp + base, out + base, l.len, log, acc);
+        else softmax_backward_columns(gp + base, yp + base, out + base, l.len, l.inner, width, log, acc);
       });
     });
   });

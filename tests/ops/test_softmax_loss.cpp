@@ -146,6 +146,32 @@ TEST_SUITE("ops") {
     TETHER_CHECK_CLOSE(ops::softmax(same, 1), Tensor::full({1, 4}, 0.25, DType::f64), 1e-7, 0);
   }
 
+  TEST_CASE("softmax and cross-entropy with -inf and NaN logits behave as PyTorch") {
+    // Masked (-inf) logits get probability 0 on both code paths (row and column).
+    Tensor x = Tensor::from_vector(std::vector<float>{-INFINITY, 0.0f, 1.0f, -INFINITY}, {2, 2});
+    CHECK(ops::softmax(x, 1).to_vector<float>() == std::vector<float>{0.0f, 1.0f, 1.0f, 0.0f});
+    CHECK(ops::softmax(x, 0).to_vector<float>() == std::vector<float>{0.0f, 1.0f, 1.0f, 0.0f});
+    std::vector<float> lp = ops::log_softmax(x, 1).to_vector<float>();
+    CHECK(lp[0] == -INFINITY);
+    CHECK(lp[1] == 0.0f);
+    // A NaN poisons its whole slice, and only it.
+    Tensor n = Tensor::from_vector(std::vector<double>{1.0, NAN, 2.0, 1.0, 2.0, 3.0}, {2, 3});
+    std::vector<double> p = ops::softmax(n, 1).to_vector<double>();
+    for (int i = 0; i < 3; ++i) CHECK(std::isnan(p[i]));
+    for (int i = 3; i < 6; ++i) CHECK(std::isfinite(p[i]));
+    // Cross-entropy without smoothing ignores a -inf non-target logit; with smoothing its
+    // -log p = inf enters the loss.
+    Tensor logits = Tensor::from_vector(std::vector<double>{0.5, -INFINITY, 1.5}, {1, 3});
+    Tensor target = Tensor::from_vector(std::vector<int64_t>{2}, {1});
+    const double want = std::log(std::exp(0.5) + std::exp(1.5)) - 1.5;
+    CHECK(ops::cross_entropy_forward(logits, target, 0.0, Reduction::mean, nullptr).item<double>() ==
+          doctest::Approx(want));
+    CHECK(ops::cross_entropy_forward(logits, target, 0.1, Reduction::mean, nullptr).item<double>() == INFINITY);
+    CHECK(std::isnan(ops::cross_entropy_forward(n, Tensor::from_vector(std::vector<int64_t>{0, 1}, {2}), 0.0,
+                                                Reduction::none, nullptr)
+                         .to_vector<double>()[0]));
+  }
+
   TEST_CASE("softmax argument errors") {
     Tensor x = randn({2, 3}, 13);
     CHECK_THROWS_WITH_AS(ops::softmax(x, 2), doctest::Contains("dimension 2 out of range"), Error);

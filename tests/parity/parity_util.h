@@ -42,27 +42,28 @@ inline bool torch_available() {
   return available;
 }
 
-// Runs tests/parity/<script> once per test process (results are cached) and loads its output.
-// Returns nullopt, with a visible SKIP message, when /usr/bin/python3 has no torch.
-inline std::optional<Reference> reference(const std::string& script) {
+// Runs tests/parity/<script> [args] once per test process (results are cached) and loads
+// its output. Returns nullopt, with a visible SKIP message, when /usr/bin/python3 has no torch.
+inline std::optional<Reference> reference(const std::string& script, const std::string& args = "") {
   static std::map<std::string, std::shared_ptr<Reference>> cache;
   if (!torch_available()) {
     MESSAGE("SKIP parity " << script << ": /usr/bin/python3 cannot import torch (apt-get install python3-torch)");
     std::cerr << "SKIP parity " << script << ": /usr/bin/python3 cannot import torch\n";
     return std::nullopt;
   }
-  if (auto it = cache.find(script); it != cache.end()) return *it->second;
+  const std::string key = script + " " + args;
+  if (auto it = cache.find(key); it != cache.end()) return *it->second;
   char dir[] = "/tmp/tether-parity-XXXXXX";
   TETHER_CHECK(mkdtemp(dir) != nullptr, "cannot create a temporary folder for parity references");
   const std::string out = std::string(dir) + "/" + script + ".safetensors";
   const std::string cmd = "cd '" TETHER_SOURCE_DIR "/tests/parity' && OMP_NUM_THREADS=1 /usr/bin/python3 '" + script +
-                          "' '" + out + "'";
+                          "' '" + out + "' " + args;
   const int rc = std::system(cmd.c_str());
   TETHER_CHECK(rc == 0, "parity reference script failed (exit ", rc, "): ", cmd);
   auto ref = std::make_shared<Reference>(safetensors::load(out));
   std::remove(out.c_str());
   rmdir(dir);
-  cache[script] = ref;
+  cache[key] = ref;
   return *ref;
 }
 

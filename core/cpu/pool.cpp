@@ -38,6 +38,22 @@ void write_into(const Tensor& out, bool accumulate, Compute&& compute) {
   else copy_(out, tmp);
 }
 
+// The output shape (ops::pool2d_output_shape) plus PyTorch's emptiness rule, which needs
+// floor division: that shape function divides a negative numerator rounding toward zero, so
+// with stride > 1 it would accept a window that does not fit (PyTorch: "output size is too
+// small"). With ceil_mode the last window may overhang by up to stride - 1, as in PyTorch.
+Shape pool_shape(const Shape& x, const Pool2dParams& p, const char* op) {
+  const Shape out = ops::pool2d_output_shape(x, p);
+  for (int i = 0; i < 2; ++i) {
+    const int64_t span = p.dilation[i] * (p.kernel[i] - 1) + 1;
+    const int64_t slack = p.ceil_mode ? p.stride[i] - 1 : 0;
+    TETHER_CHECK(x[2 + i] + 2 * p.padding[i] + slack >= span, op, ": window of ", span, " (kernel ", p.kernel[i],
+                 ", dilation ", p.dilation[i], ") larger than the padded input ", shape_str(x), " (padding ",
+                 p.padding[i], ", ceil_mode ", p.ceil_mode, "): the output would be empty");
+  }
+  return out;
+}
+
 // Checks the pair (grad_y, grad_x) of a backward kernel: same dtype, same N and C.
 void check_backward_pair(const Tensor& grad_y, const Tensor& grad_x, const char* op) {
   check_nchw(grad_y, op, "grad_y");
@@ -68,7 +84,7 @@ inline int64_t bin_end(int64_t i, int64_t size, int64_t out) { return ((i + 1) *
 
 // ---- max pooling --------------------------------------------------------------------------
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices) {
-  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);
+  const Shape out_shape = pool_shape(x.shape(), p, "max_pool2d");
   return dispatch_float(x.dtype(), "max_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
@@ -158,7 +174,7 @@ void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tens
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
   TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d: dilation is not supported (got ",
                p.dilation[0], "x", p.dilation[1], ")");
-  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);
+  const Shape out_shape = pool_shape(x.shape(), p, "avg_pool2d");
   return dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
@@ -194,7 +210,7 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
 void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tensor& grad_x, bool accumulate) {
   check_backward_pair(grad_y, grad_x, "avg_pool2d_backward");
   TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d_backward: dilation is not supported");
-  const Shape expected = ops::pool2d_output_shape(grad_x.shape(), p);
+  const Shape expected = pool_shape(grad_x.shape(), p, "avg_pool2d_backward");
   TETHER_CHECK(grad_y.shape() == expected, "avg_pool2d_backward: grad_y ", shape_str(grad_y.shape()),
                " but pooling ", shape_str(grad_x.shape()), " gives ", shape_str(expected));
   dispatch_float(grad_y.dtype(), "avg_pool2d_backward", [&](auto tag_) {

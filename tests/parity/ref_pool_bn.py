@@ -32,6 +32,11 @@ def record(name, x, y):
     out[f"{name}.grad_x"] = x.grad
 
 
+def overhangs(shape, y, k, s, p, d):
+    """True when ceil_mode gave an output more than floor mode would."""
+    return any(y.shape[2 + j] != (shape[2 + j] + 2 * p[j] - d[j] * (k[j] - 1) - 1) // s[j] + 1 for j in range(2))
+
+
 def random_pool(dilated):
     while True:
         shape = [rng.randint(1, 3), rng.randint(1, 4), rng.randint(1, 12), rng.randint(1, 12)]
@@ -52,18 +57,30 @@ def random_pool(dilated):
         return x, k, s, p, d, ceil_mode, include
 
 
+# Fixed cases where ceil_mode adds a window that overhangs the padded input, then random ones.
+max_cases = [((2, 3, 8, 8), [3, 3], [2, 2], [1, 1], [1, 1], True),
+             ((1, 2, 6, 10), [2, 3], [3, 2], [1, 1], [1, 2], True)]
 for i in range(16):
-    x, k, s, p, d, ceil_mode, include = random_pool(True)
-    x.requires_grad_(True)
+    x, k, s, p, d, ceil_mode, _ = random_pool(True)
+    max_cases.append((tuple(x.shape), k, s, p, d, ceil_mode))
+for i, (shape, k, s, p, d, ceil_mode) in enumerate(max_cases):
+    x = torch.randn(*shape, requires_grad=True)
     y, idx = F.max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)
+    assert i >= 2 or overhangs(shape, y, k, s, p, d)
     record(f"max_pool2d.{i}", x, y)
     out[f"max_pool2d.{i}.indices"] = idx
     out[f"max_pool2d.{i}.params"] = torch.tensor(k + s + p + d + [int(ceil_mode), 1])
 
+avg_cases = [((2, 3, 8, 8), [3, 3], [2, 2], [1, 1], True, True), ((2, 3, 8, 8), [3, 3], [2, 2], [1, 1], True, False),
+             ((1, 2, 6, 11), [2, 4], [3, 3], [1, 2], True, True), ((1, 2, 6, 11), [2, 4], [3, 3], [1, 2], True, False),
+             ((2, 2, 6, 6), [3, 3], [2, 2], [0, 0], True, True)]
 for i in range(16):
-    x, k, s, p, d, ceil_mode, include = random_pool(False)
-    x.requires_grad_(True)
+    x, k, s, p, _, ceil_mode, include = random_pool(False)
+    avg_cases.append((tuple(x.shape), k, s, p, ceil_mode, include))
+for i, (shape, k, s, p, ceil_mode, include) in enumerate(avg_cases):
+    x = torch.randn(*shape, requires_grad=True)
     y = F.avg_pool2d(x, k, s, p, ceil_mode, include)
+    assert i >= 5 or overhangs(shape, y, k, s, p, [1, 1])
     record(f"avg_pool2d.{i}", x, y)
     out[f"avg_pool2d.{i}.params"] = torch.tensor(k + s + p + [1, 1, int(ceil_mode), int(include)])
 

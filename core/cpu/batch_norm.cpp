@@ -106,6 +106,8 @@ Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         double s1 = 0, s2 = 0;
         for (int64_t n = 0; n < L.n; ++n) {
           const scalar_t* row = xc0 + n * row_stride;
+          // simd: lets the compiler split the sums into vector lanes (reassociation).
+#pragma omp simd reduction(+ : s1, s2)
           for (int64_t i = 0; i < L.hw; ++i) {
             const double d = static_cast<double>(row[i]) - shift;
             s1 += d;
@@ -200,6 +202,7 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& we
         for (int64_t n = 0; n < L.n; ++n) {
           const scalar_t* xr = xp + base + n * row_stride;
           const scalar_t* gr = gp + base + n * row_stride;
+#pragma omp simd reduction(+ : s_dy, s_dyx)
           for (int64_t i = 0; i < L.hw; ++i) {
             s_dy += gr[i];
             s_dyx += static_cast<double>(gr[i]) * static_cast<double>(xr[i] - m);

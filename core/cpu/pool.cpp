@@ -260,6 +260,7 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w
       for (int64_t plane = 0; plane < g.planes; ++plane) {
         const scalar_t* in = xp + plane * hw;
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < hw; ++i) s += in[i];
         yp[plane] = static_cast<scalar_t>(s / static_cast<double>(hw));
       }

@@ -616,6 +616,49 @@ TEST_SUITE("ops") {
     }
   }
 
+  TEST_CASE("inputs large enough for the OpenMP paths agree with the naive versions") {
+    // >= 32768 elements (kParallelGrain): planes/channels are split across threads.
+    const Shape xs{2, 8, 48, 44};
+    Pool2dParams p;
+    p.kernel = {3, 3};
+    p.stride = {2, 2};
+    p.padding = {1, 1};
+    p.ceil_mode = true;
+    Tensor x = randn(xs, 5000);
+    Tensor idx;
+    Tensor y = ops::max_pool2d_forward(x, p, &idx);
+    const NaivePool want = naive_max_pool(x, p);
+    CHECK(y.to_vector<double>() == want.y);
+    CHECK(idx.to_vector<int64_t>() == want.idx);
+    Tensor gy = randn(y.shape(), 5001);
+    Tensor gx = Tensor::zeros(xs, DType::f64);
+    ops::avg_pool2d_backward(gy, p, gx, false);
+    TETHER_CHECK_CLOSE(gx, naive_avg_pool_backward(gy, xs, p), 1e-13, 1e-13);
+    TETHER_CHECK_CLOSE(ops::avg_pool2d_forward(x, p), f64_tensor(naive_avg_pool(x, p).y, y.shape()), 1e-13, 1e-13);
+    for (auto [oh, ow] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {5, 3}}) {
+      Tensor ya = ops::adaptive_avg_pool2d_forward(x, oh, ow);
+      TETHER_CHECK_CLOSE(ya, naive_adaptive(x, oh, ow), 1e-13, 1e-13);
+      Tensor ga = randn(ya.shape(), 5002);
+      Tensor gxa = Tensor::empty(xs, DType::f64);
+      ops::adaptive_avg_pool2d_backward(ga, gxa, false);
+      TETHER_CHECK_CLOSE(gxa, naive_adaptive_backward(ga, xs), 1e-13, 1e-13);
+    }
+    // Batch norm, f32 (sums in double) against the f64 reference on the same values.
+    Tensor xb = randn(xs, 5003, DType::f32);
+    Tensor w = randn({8}, 5004, DType::f32), b = randn({8}, 5005, DType::f32);
+    Tensor sm, si;
+    Tensor yb = ops::batch_norm_forward(xb, w, b, Tensor(), Tensor(), true, 0.1, 1e-5, &sm, &si);
+    const NaiveBn want_bn = naive_bn(xb, w.to_vector<double>(), b.to_vector<double>(), true, {}, {}, 1e-5);
+    TETHER_CHECK_CLOSE(yb, want_bn.y, 1e-5, 1e-5);
+    Tensor gyb = randn(xs, 5006, DType::f32);
+    Tensor gxb = Tensor::empty(xs, DType::f32), gw = Tensor::empty({8}, DType::f32), gb = Tensor::empty({8}, DType::f32);
+    ops::batch_norm_backward(gyb, xb, w, sm, si, true, gxb, gw, gb, false);
+    const NaiveBnGrads want_g = naive_bn_backward(gyb, xb, w.to_vector<double>(), want_bn.mean, want_bn.var, 1e-5, true);
+    TETHER_CHECK_CLOSE(gxb, want_g.gx, 1e-4, 1e-5);
+    TETHER_CHECK_CLOSE(gw, want_g.gw, 1e-4, 1e-4);
+    TETHER_CHECK_CLOSE(gb, want_g.gb, 1e-4, 1e-4);
+  }
+
   TEST_CASE("pooling and batch_norm argument errors are readable") {
     Pool2dParams p;
     p.kernel = {2, 2};

@@ -89,7 +89,8 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty(out_shape, x.dtype());
-    Tensor idx = Tensor::empty(out_shape, DType::i64);
+    // Indices only when asked for (inference skips them: less memory traffic).
+    Tensor idx = indices ? Tensor::empty(out_shape, DType::i64) : Tensor();
     const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_shape[2], out_shape[3]};
     const auto [kh, kw] = p.kernel;
     const auto [sh, sw] = p.stride;
@@ -97,12 +98,12 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
     const auto [dh, dw] = p.dilation;
     const scalar_t* xp = xc.data<scalar_t>();
     scalar_t* yp = y.data<scalar_t>();
-    int64_t* ip = idx.data<int64_t>();
+    int64_t* ip = indices ? idx.data<int64_t>() : nullptr;
 #pragma omp parallel for schedule(static) if (worth_parallel(xc.numel(), g.planes))
     for (int64_t plane = 0; plane < g.planes; ++plane) {
       const scalar_t* in = xp + plane * g.h * g.w;
       scalar_t* out = yp + plane * g.oh * g.ow;
-      int64_t* out_idx = ip + plane * g.oh * g.ow;
+      int64_t* out_idx = ip ? ip + plane * g.oh * g.ow : nullptr;
       for (int64_t oh = 0; oh < g.oh; ++oh) {
         // Padded positions hold -inf, so they never win: skip them (step by the dilation
         // until the window enters the input).
@@ -126,7 +127,7 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
               }
             }
           out[oh * g.ow + ow] = best_val;
-          out_idx[oh * g.ow + ow] = best;
+          if (out_idx) out_idx[oh * g.ow + ow] = best;
         }
       }
     }

@@ -317,6 +317,7 @@ TEST_SUITE("ops") {
       CHECK(y.dtype() == dtype);
       CHECK(y.to_vector<double>() == want.y);  // exact: max copies a value
       CHECK(idx.to_vector<int64_t>() == want.idx);
+      CHECK(ops::max_pool2d_forward(x, p, nullptr).to_vector<double>() == want.y);  // without indices
 
       // Backward: each output's gradient lands on its argmax (ties: the first maximum).
       Tensor gy = randn(want.shape, 500 + trial, dtype);

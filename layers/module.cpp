@@ -130,30 +130,30 @@ NamedTensors Module::state_dict() const {
   return out;
 }
 
-LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& values, bool strict) {
+LoadReport Module::check_state_dict(const std::map<std::string, Tensor>& values) const {
   LoadReport report;
-  NamedTensors mine = state_dict();
   std::set<std::string> known;
-  std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source), applied only if all is well
-  for (const auto& [name, dst] : mine) {
+  for (const auto& [name, dst] : state_dict()) {
     known.insert(name);
     auto it = values.find(name);
-    if (it == values.end()) {
-      report.missing.push_back(name);
-      continue;
-    }
-    const Tensor& src = it->second;
-    if (src.shape() != dst.shape()) {
-      report.mismatched.push_back(name + ": file " + shape_str(src.shape()) + " vs model " + shape_str(dst.shape()));
-      continue;
-    }
-    copies.emplace_back(dst, src);
+    if (it == values.end()) report.missing.push_back(name);
+    else if (it->second.shape() != dst.shape())
+      report.mismatched.push_back(name + ": file " + shape_str(it->second.shape()) + " vs model " + shape_str(dst.shape()));
   }
   for (const auto& [name, t] : values)
     if (!known.count(name)) report.unexpected.push_back(name);
+  return report;
+}
+
+LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& values, bool strict) {
+  LoadReport report = check_state_dict(values);
+  // Strict: nothing is copied unless everything matches, so a failed load changes nothing.
   TETHER_CHECK(!strict || report.ok(), "load_state_dict: the weights do not match the model:", report.str());
   NoGradGuard no_grad;
-  for (auto& [dst, src] : copies) dst.copy_(src);
+  for (const auto& [name, dst] : state_dict()) {
+    auto it = values.find(name);
+    if (it != values.end() && it->second.shape() == dst.shape()) dst.copy_(it->second);
+  }
   return report;
 }
 

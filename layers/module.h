@@ -55,6 +55,8 @@ class Module : public std::enable_shared_from_this<Module> {
   // mismatched key throws one error listing them all; otherwise the report says what was
   // skipped. Values are converted to the model's dtype and device.
   LoadReport load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true);
+  // What load_state_dict would report, without copying anything.
+  LoadReport check_state_dict(const std::map<std::string, Tensor>& values) const;
 
   // ---- modes -----------------------------------------------------------------------------
   void train(bool on = true);  // recursive

@@ -1,13 +1,610 @@
-// STUB: replaced by the real kernels (see core/cpu/kernels.h).
+// CPU 2-D convolution (NCHW, weight [O, C/groups, kh, kw]): forward, backward-data,
+// backward-weight and backward-bias, with stride, padding, dilation and groups.
+//
+// General convolutions are im2col + GEMM (Eigen): per group, the column matrix
+// col[C/g * kh * kw, OH * OW] of an image turns the convolution into
+//   forward        y_g   = w_g col                  [O/g, OH*OW]
+//   backward-data  dcol  = w_g^T dy_g, then col2im (scatter-add into dx)
+//   backward-weight dw_g += dy_g col^T
+// A 1x1, stride-1, unpadded convolution needs no im2col: the image is already col.
+// Depthwise convolutions (one input channel per group) use direct loops instead, since
+// their GEMMs would have a single row.
+//
+// Parallel schemes (chosen per call, see Plan):
+// - by image: each thread takes whole images, with its own column buffer and single-threaded
+//   GEMMs; the column matrix is built a band of output rows at a time so it stays in the L2
+//   cache between im2col and the GEMM; backward-weight sums per-thread partial gradients;
+// - by chunk: for small feature maps (or fewer images than threads), a chunk of images is
+//   laid side by side in one column matrix [K, images * OH*OW] and each product is one large
+//   GEMM that Eigen spreads over the threads.
+// Scratch buffers are per thread and only grow, so steady-state training allocates nothing here.
+
+// GCC 12 emits false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code
+// (_mm512_undefined_* used as a don't-care operand); silence them for this file only.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
 #include "core/cpu/kernels.h"
 
 namespace tether::cpu {
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) { TETHER_FAIL("cpu::conv2d_forward is not implemented yet"); }
-void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p,
-                          const Tensor& grad_x, bool accumulate) { TETHER_FAIL("cpu::conv2d_backward_data is not implemented yet"); }
-void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p,
-                            const Tensor& grad_w, bool accumulate) { TETHER_FAIL("cpu::conv2d_backward_weight is not implemented yet"); }
-void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) { TETHER_FAIL("cpu::conv2d_backward_bias is not implemented yet"); }
+namespace {
+
+// ---- geometry ------------------------------------------------------------------------------
+struct Geom {
+  int64_t N, C, H, W, O, KH, KW, OH, OW;
+  int64_t sh, sw, ph, pw, dh, dw, G;
+  int64_t Cg, Og, K;  // input/output channels per group; K = Cg*KH*KW, the GEMM depth
+  int64_t HW, OHW;
+  bool pointwise;  // 1x1, stride 1, no padding: the image is its own column matrix
+  bool depthwise;  // one input channel per group (groups == C)
+};
+
+Geom make_geom(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const Shape y = ops::conv2d_output_shape(x, w, p);
+  Geom g{};
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
+  g.O = w[0], g.KH = w[2], g.KW = w[3];
+  g.OH = y[2], g.OW = y[3];
+  g.sh = p.stride[0], g.sw = p.stride[1], g.ph = p.padding[0], g.pw = p.padding[1];
+  g.dh = p.dilation[0], g.dw = p.dilation[1], g.G = p.groups;
+  g.Cg = g.C / g.G, g.Og = g.O / g.G, g.K = g.Cg * g.KH * g.KW;
+  g.HW = g.H * g.W, g.OHW = g.OH * g.OW;
+  g.pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+  g.depthwise = g.Cg == 1 && g.G == g.C && g.G > 1;
+  return g;
+}
+
+// Output columns [lo, hi) whose input column ow*s + off lies inside [0, len).
+inline void valid_range(int64_t off, int64_t s, int64_t len, int64_t out_len, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = len - off <= 0 ? 0 : (len - off + s - 1) / s;
+  lo = std::min(lo, out_len);
+  hi = std::clamp(hi, lo, out_len);
+}
+
+// ---- scratch -------------------------------------------------------------------------------
+// A per-thread buffer that only grows (64-byte aligned, uninitialised).
+class Scratch {
+ public:
+  void* get(size_t bytes) {
+    if (bytes > cap_) {
+      const size_t rounded = (bytes + 4095) / 4096 * 4096;
+      void* p = std::aligned_alloc(64, rounded);
+      TETHER_CHECK(p != nullptr, "conv2d: out of memory allocating ", rounded, " bytes of scratch");
+      buf_.reset(p);
+      cap_ = rounded;
+    }
+    return buf_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> buf_;
+  size_t cap_ = 0;
+};
+
+template <typename T>
+T* scratch(int slot, int64_t count) {
+  thread_local Scratch slots[3];
+  return static_cast<T*>(slots[slot].get(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)));
+}
+
+// ---- GEMM on raw row-major matrices (alpha = 1; beta 0 or 1) --------------------------------
+template <typename T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using CMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using MMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// C[M, N] (=|+=) op(A) op(B); op(A) is [M, K] (A stored [K, M] when ta), likewise B.
+template <typename T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+          bool add, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  MMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K == 0) {
+    if (!add) c.setZero();
+    return;
+  }
+  CMap<T> a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
+  CMap<T> b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
+  auto run = [&](auto&& pa, auto&& pb) {
+    if (add) c.noalias() += pa * pb;
+    else c.noalias() = pa * pb;
+  };
+  if (!ta && !tb) run(a, b);
+  else if (ta && !tb) run(a.transpose(), b);
+  else if (!ta && tb) run(a, b.transpose());
+  else run(a.transpose(), b.transpose());
+}
+
+// ---- im2col / col2im -------------------------------------------------------------------------
+// For input channels [c0, c1) of one group of one image (x points at the group's channel 0)
+// and output rows [r0, r1): col[(c*KH + i)*KW + j][(oh - r0)*OW + ow] =
+// x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding. Rows of col are `ldc` apart.
+template <typename T>
+void im2col(const T* x, const Geom& g, int64_t c0, int64_t c1, int64_t r0, int64_t r1, T* col, int64_t ldc) {
+  const int64_t OW = g.OW;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* xc = x + c * g.HW;
+    for (int64_t i = 0; i < g.KH; ++i) {
+      for (int64_t j = 0; j < g.KW; ++j) {
+        T* dst = col + ((c * g.KH + i) * g.KW + j) * ldc;
+        const int64_t woff = j * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(woff, g.sw, g.W, OW, lo, hi);
+        for (int64_t oh = r0; oh < r1; ++oh, dst += OW) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(dst, dst + OW, T(0));
+            continue;
+          }
+          const T* src = xc + ih * g.W;
+          std::fill(dst, dst + lo, T(0));
+          if (g.sw == 1) {
+            std::memcpy(dst + lo, src + lo + woff, static_cast<size_t>(hi - lo) * sizeof(T));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.sw + woff];
+          }
+          std::fill(dst + hi, dst + OW, T(0));
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: x[c][ih][iw] += col[...] for the same index map (x is the gradient).
+template <typename T>
+void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, int64_t r0, int64_t r1, T* x) {
+  const int64_t OW = g.OW;
+  for (int64_t c = c0; c < c1; ++c) {
+    T* xc = x + c * g.HW;
+    for (int64_t i = 0; i < g.KH; ++i) {
+      for (int64_t j = 0; j < g.KW; ++j) {
+        const T* src = col + ((c * g.KH + i) * g.KW + j) * ldc;
+        const int64_t woff = j * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_range(woff, g.sw, g.W, OW, lo, hi);
+        for (int64_t oh = r0; oh < r1; ++oh, src += OW) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          T* dst = xc + ih * g.W;  // indexed with ow*sw + woff >= 0
+          if (g.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow + woff] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw + woff] += src[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- the plan: which parallel scheme, and band sizes -------------------------------------------
+struct Plan {
+  bool by_image = true;
+  int64_t band_rows = 1;  // output rows per im2col band (by image)
+  int64_t chunk = 1;      // images per column matrix (by chunk)
+};
+
+// Column matrices of about this many bytes stay in L2 between im2col and the GEMM.
+constexpr int64_t kBandBytes = 512 * 1024;
+// Below this many output pixels per image, GEMMs per image are too thin: go by chunk.
+constexpr int64_t kMinPixelsByImage = 512;
+// By chunk, a column matrix holds at most this many bytes (it is shared by all threads).
+constexpr int64_t kChunkBytes = 32 << 20;
+
+template <typename T>
+Plan make_plan(const Geom& g) {
+  Plan p;
+  const int nt = omp_get_max_threads();
+  const bool balanced = g.N >= nt && (g.N % nt == 0 || g.N >= 4 * nt);
+  p.by_image = nt == 1 || (balanced && g.OHW >= kMinPixelsByImage);
+  const int64_t col_bytes_per_row = g.K * g.OW * int64_t(sizeof(T));
+  p.band_rows = std::clamp<int64_t>(kBandBytes / std::max<int64_t>(col_bytes_per_row, 1), 1, g.OH);
+  // Keep at least ~256 columns per band so the GEMMs stay efficient.
+  p.band_rows = std::max(p.band_rows, std::min<int64_t>(g.OH, (256 + g.OW - 1) / g.OW));
+  const int64_t per_image = g.K * g.OHW * int64_t(sizeof(T));
+  p.chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image, 1), 1, g.N);
+  return p;
+}
+
+// ---- depthwise (direct) ----------------------------------------------------------------------
+// Output channel o reads input channel o / m (m = O / C, the channel multiplier).
+template <typename T>
+void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
+  const int64_t m = g.Og;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t o = 0; o < g.O; ++o) {
+      const T* xp = x + (n * g.C + o / m) * g.HW;
+      const T* wp = w + o * g.KH * g.KW;
+      T* yp = y + (n * g.O + o) * g.OHW;
+      std::fill(yp, yp + g.OHW, bias ? bias[o] : T(0));
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        T* yr = yp + oh * g.OW;
+        for (int64_t i = 0; i < g.KH; ++i) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          const T* xr = xp + ih * g.W;
+          for (int64_t j = 0; j < g.KW; ++j) {
+            const T wv = wp[i * g.KW + j];
+            const int64_t woff = j * g.dw - g.pw;
+            int64_t lo, hi;
+            valid_range(woff, g.sw, g.W, g.OW, lo, hi);
+            if (g.sw == 1) {
+              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow + woff];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * g.sw + woff];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void depthwise_backward_data(const T* gy, const T* w, T* gx, const Geom& g, bool accumulate) {
+  const int64_t m = g.Og;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t c = 0; c < g.C; ++c) {
+      T* gxp = gx + (n * g.C + c) * g.HW;
+      if (!accumulate) std::fill(gxp, gxp + g.HW, T(0));
+      for (int64_t o = c * m; o < (c + 1) * m; ++o) {
+        const T* gyp = gy + (n * g.O + o) * g.OHW;
+        const T* wp = w + o * g.KH * g.KW;
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          const T* gyr = gyp + oh * g.OW;
+          for (int64_t i = 0; i < g.KH; ++i) {
+            const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            T* gxr = gxp + ih * g.W;
+            for (int64_t j = 0; j < g.KW; ++j) {
+              const T wv = wp[i * g.KW + j];
+              const int64_t woff = j * g.dw - g.pw;
+              int64_t lo, hi;
+              valid_range(woff, g.sw, g.W, g.OW, lo, hi);
+              if (g.sw == 1) {
+                for (int64_t ow = lo; ow < hi; ++ow) gxr[ow + woff] += wv * gyr[ow];
+              } else {
+                for (int64_t ow = lo; ow < hi; ++ow) gxr[ow * g.sw + woff] += wv * gyr[ow];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void depthwise_backward_weight(const T* gy, const T* x, T* gw, const Geom& g, bool accumulate) {
+  using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  const int64_t m = g.Og, taps = g.KH * g.KW;
+  // Each thread owns whole filters: no reduction across threads.
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < g.O; ++o) {
+    std::vector<double> acc(static_cast<size_t>(taps), 0.0);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* gyp = gy + (n * g.O + o) * g.OHW;
+      const T* xp = x + (n * g.C + o / m) * g.HW;
+      for (int64_t i = 0; i < g.KH; ++i) {
+        for (int64_t j = 0; j < g.KW; ++j) {
+          const int64_t woff = j * g.dw - g.pw;
+          int64_t lo, hi;
+          valid_range(woff, g.sw, g.W, g.OW, lo, hi);
+          if (hi <= lo) continue;
+          T s = T(0);
+          for (int64_t oh = 0; oh < g.OH; ++oh) {
+            const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            Eigen::Map<const Vec> gyr(gyp + oh * g.OW + lo, hi - lo);
+            const T* xs = xp + ih * g.W + lo * g.sw + woff;
+            if (g.sw == 1) s += gyr.dot(Eigen::Map<const Vec>(xs, hi - lo));
+            else s += gyr.dot(Eigen::Map<const Vec, 0, Eigen::InnerStride<>>(xs, hi - lo, Eigen::InnerStride<>(g.sw)));
+          }
+          acc[i * g.KW + j] += s;
+        }
+      }
+    }
+    T* gwp = gw + o * taps;
+    for (int64_t t = 0; t < taps; ++t) gwp[t] = static_cast<T>((accumulate ? gwp[t] : T(0)) + acc[t]);
+  }
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+template <typename T>
+void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
+  if (g.depthwise) return depthwise_forward(x, w, bias, y, g);
+  const Plan plan = make_plan<T>(g);
+  auto init_rows = [&](T* yn, int64_t o0, int64_t o1, int64_t len, int64_t ld) {
+    for (int64_t o = o0; o < o1; ++o) std::fill(yn + (o - o0) * ld, yn + (o - o0) * ld + len, bias ? bias[o] : T(0));
+  };
+  if (plan.by_image) {
+#pragma omp parallel
+    {
+      const int64_t band_cols = plan.band_rows * g.OW;
+      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.N; ++n) {
+        T* yn = y + n * g.O * g.OHW;
+        // y starts as the bias, and every GEMM accumulates onto it.
+        init_rows(yn, 0, g.O, g.OHW, g.OHW);
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* xg = x + (n * g.C + gi * g.Cg) * g.HW;
+          const T* wg = w + gi * g.Og * g.K;
+          T* yg = yn + gi * g.Og * g.OHW;
+          if (g.pointwise) {
+            gemm<T>(false, false, g.Og, g.OHW, g.K, wg, g.K, xg, g.HW, true, yg, g.OHW);
+            continue;
+          }
+          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
+            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
+            im2col(xg, g, 0, g.Cg, r0, r1, col, cols);
+            gemm<T>(false, false, g.Og, cols, g.K, wg, g.K, col, cols, true, yg + r0 * g.OW, g.OHW);
+          }
+        }
+      }
+    }
+    return;
+  }
+  // By chunk: col [K, nb*OHW] and out [Og, nb*OHW] shared; GEMMs threaded by Eigen.
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
+    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
+    T* col = scratch<T>(0, g.K * cols);
+    T* out = scratch<T>(1, g.Og * cols);
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t c = 0; c < g.Cg; ++c)
+          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, c, c + 1, 0, g.OH, col + b * g.OHW, cols);
+      gemm<T>(false, false, g.Og, cols, g.K, w + gi * g.Og * g.K, g.K, col, cols, false, out, cols);
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t o = 0; o < g.Og; ++o) {
+          const T* src = out + o * cols + b * g.OHW;
+          T* dst = y + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW;
+          const T bv = bias ? bias[gi * g.Og + o] : T(0);
+          for (int64_t p = 0; p < g.OHW; ++p) dst[p] = src[p] + bv;
+        }
+    }
+  }
+}
+
+// ---- backward-data --------------------------------------------------------------------------------
+template <typename T>
+void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool accumulate) {
+  if (g.depthwise) return depthwise_backward_data(gy, w, gx, g, accumulate);
+  const Plan plan = make_plan<T>(g);
+  if (plan.by_image) {
+#pragma omp parallel
+    {
+      const int64_t band_cols = plan.band_rows * g.OW;
+      T* dcol = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.N; ++n) {
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;
+          const T* wg = w + gi * g.Og * g.K;
+          T* gxg = gx + (n * g.C + gi * g.Cg) * g.HW;
+          if (g.pointwise) {  // dx_g = w_g^T dy_g
+            gemm<T>(true, false, g.Cg, g.HW, g.Og, wg, g.K, gyg, g.OHW, accumulate, gxg, g.HW);
+            continue;
+          }
+          if (!accumulate) std::fill(gxg, gxg + g.Cg * g.HW, T(0));
+          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
+            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
+            gemm<T>(true, false, g.K, cols, g.Og, wg, g.K, gyg + r0 * g.OW, g.OHW, false, dcol, cols);
+            col2im(dcol, cols, g, 0, g.Cg, r0, r1, gxg);
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
+    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
+    T* dcol = scratch<T>(0, g.K * cols);
+    T* gyc = scratch<T>(1, g.Og * cols);
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+      // Gather dy_g of the chunk side by side: [Og, nb*OHW].
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t o = 0; o < g.Og; ++o)
+          std::memcpy(gyc + o * cols + b * g.OHW, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW,
+                      static_cast<size_t>(g.OHW) * sizeof(T));
+      gemm<T>(true, false, g.K, cols, g.Og, w + gi * g.Og * g.K, g.K, gyc, cols, false, dcol, cols);
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t c = 0; c < g.Cg; ++c) {
+          T* gxc = gx + ((n0 + b) * g.C + gi * g.Cg) * g.HW;
+          if (!accumulate) std::fill(gxc + c * g.HW, gxc + (c + 1) * g.HW, T(0));
+          col2im(dcol + b * g.OHW, cols, g, c, c + 1, 0, g.OH, gxc);
+        }
+    }
+  }
+}
+
+// ---- backward-weight --------------------------------------------------------------------------------
+template <typename T>
+void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool accumulate) {
+  if (g.depthwise) return depthwise_backward_weight(gy, x, gw, g, accumulate);
+  const Plan plan = make_plan<T>(g);
+  const int64_t wsize = g.O * g.K;
+  if (plan.by_image) {
+    const int nt = omp_get_max_threads();
+    std::vector<T*> partial(static_cast<size_t>(nt), nullptr);  // per-thread sums (null: no image)
+#pragma omp parallel
+    {
+      const int tid = omp_get_thread_num();
+      const int64_t band_cols = plan.band_rows * g.OW;
+      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
+      // Thread 0 sums straight into gw; the others into their own buffers, added at the end.
+      T* acc = tid == 0 ? gw : scratch<T>(1, wsize);
+      bool fresh = tid == 0 ? !accumulate : true;  // acc holds nothing yet: overwrite it
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.N; ++n) {
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;
+          const T* xg = x + (n * g.C + gi * g.Cg) * g.HW;
+          T* accg = acc + gi * g.Og * g.K;
+          if (g.pointwise) {  // dw_g += dy_g x_g^T
+            gemm<T>(false, true, g.Og, g.K, g.OHW, gyg, g.OHW, xg, g.HW, !fresh, accg, g.K);
+            continue;
+          }
+          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
+            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
+            im2col(xg, g, 0, g.Cg, r0, r1, col, cols);
+            gemm<T>(false, true, g.Og, g.K, cols, gyg + r0 * g.OW, g.OHW, col, cols, !fresh || r0 > 0, accg, g.K);
+          }
+        }
+        fresh = false;
+      }
+      if (tid == 0 && fresh) std::fill(gw, gw + wsize, T(0));  // thread 0 had no image
+      if (tid != 0 && !fresh) partial[static_cast<size_t>(tid)] = acc;
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < wsize; ++i) {
+        T s = gw[i];
+        for (int t = 1; t < nt; ++t)
+          if (partial[static_cast<size_t>(t)]) s += partial[static_cast<size_t>(t)][i];
+        gw[i] = s;
+      }
+    }
+    return;
+  }
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
+    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
+    T* col = scratch<T>(0, g.K * cols);
+    T* gyc = scratch<T>(1, g.Og * cols);
+    const bool add = accumulate || n0 > 0;
+    for (int64_t gi = 0; gi < g.G; ++gi) {
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t c = 0; c < g.Cg; ++c)
+          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, c, c + 1, 0, g.OH, col + b * g.OHW, cols);
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t o = 0; o < g.Og; ++o)
+          std::memcpy(gyc + o * cols + b * g.OHW, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW,
+                      static_cast<size_t>(g.OHW) * sizeof(T));
+      gemm<T>(false, true, g.Og, g.K, cols, gyc, cols, col, cols, add, gw + gi * g.Og * g.K, g.K);
+    }
+  }
+}
+
+// ---- tensor plumbing ----------------------------------------------------------------------------
+void check_float_same(const Tensor& a, const Tensor& b, const char* op) {
+  TETHER_CHECK(is_floating(a.dtype()), op, ": expected f32/f64 tensors, got ", dtype_name(a.dtype()));
+  TETHER_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " and ",
+               dtype_name(b.dtype()), ")");
+}
+
+// Runs fn(ptr, acc) on a contiguous buffer for `out`: `out` itself when contiguous, else a
+// temporary copied back afterwards (holding out's values first when accumulating).
+template <typename T, typename Fn>
+void with_contiguous_output(const Tensor& out, bool accumulate, Fn&& fn) {
+  if (out.is_contiguous()) return fn(out.data<T>());
+  Tensor tmp = accumulate ? out.clone() : Tensor::empty(out.shape(), out.dtype());
+  fn(tmp.data<T>());
+  ops::copy_(out, tmp);
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p) {
+  check_float_same(x_in, w_in, "conv2d");
+  if (bias_in.defined()) check_float_same(x_in, bias_in, "conv2d (bias)");
+  const Geom g = make_geom(x_in.shape(), w_in.shape(), p);
+  Tensor y = Tensor::empty({g.N, g.O, g.OH, g.OW}, x_in.dtype());
+  if (y.numel() == 0) return y;
+  const Tensor x = ops::contiguous(x_in), w = ops::contiguous(w_in);
+  const Tensor bias = bias_in.defined() ? ops::contiguous(bias_in) : Tensor();
+  dispatch_float(x.dtype(), "conv2d", [&](auto tag_) {
+    using scalar_t = decltype(tag_);
+    forward_typed<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(), bias.defined() ? bias.data<scalar_t>() : nullptr,
+                            y.data<scalar_t>(), g);
+  });
+  return y;
+}
+
+void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2dParams& p, const Tensor& grad_x,
+                          bool accumulate) {
+  check_float_same(grad_y, w_in, "conv2d_backward_data");
+  check_float_same(grad_y, grad_x, "conv2d_backward_data");
+  const Geom g = make_geom(grad_x.shape(), w_in.shape(), p);
+  TETHER_CHECK(grad_y.shape() == (Shape{g.N, g.O, g.OH, g.OW}), "conv2d_backward_data: grad_y ",
+               shape_str(grad_y.shape()), " does not match input ", shape_str(grad_x.shape()), " and weight ",
+               shape_str(w_in.shape()));
+  if (grad_x.numel() == 0) return;
+  const Tensor gy = ops::contiguous(grad_y), w = ops::contiguous(w_in);
+  dispatch_float(gy.dtype(), "conv2d_backward_data", [&](auto tag_) {
+    using scalar_t = decltype(tag_);
+    with_contiguous_output<scalar_t>(grad_x, accumulate, [&](scalar_t* gx) {
+      if (grad_y.numel() == 0) {  // nothing flows back
+        if (!accumulate) std::fill(gx, gx + grad_x.numel(), scalar_t(0));
+        return;
+      }
+      backward_data_typed<scalar_t>(gy.data<scalar_t>(), w.data<scalar_t>(), gx, g, accumulate);
+    });
+  });
+}
+
+void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv2dParams& p, const Tensor& grad_w,
+                            bool accumulate) {
+  check_float_same(grad_y, x_in, "conv2d_backward_weight");
+  check_float_same(grad_y, grad_w, "conv2d_backward_weight");
+  const Geom g = make_geom(x_in.shape(), grad_w.shape(), p);
+  TETHER_CHECK(grad_y.shape() == (Shape{g.N, g.O, g.OH, g.OW}), "conv2d_backward_weight: grad_y ",
+               shape_str(grad_y.shape()), " does not match input ", shape_str(x_in.shape()), " and weight ",
+               shape_str(grad_w.shape()));
+  if (grad_w.numel() == 0) return;
+  const Tensor gy = ops::contiguous(grad_y), x = ops::contiguous(x_in);
+  dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto tag_) {
+    using scalar_t = decltype(tag_);
+    with_contiguous_output<scalar_t>(grad_w, accumulate, [&](scalar_t* gw) {
+      if (grad_y.numel() == 0) {
+        if (!accumulate) std::fill(gw, gw + grad_w.numel(), scalar_t(0));
+        return;
+      }
+      backward_weight_typed<scalar_t>(gy.data<scalar_t>(), x.data<scalar_t>(), gw, g, accumulate);
+    });
+  });
+}
+
+void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) {
+  check_float_same(grad_y, grad_b, "conv2d_backward_bias");
+  TETHER_CHECK(grad_y.dim() == 4 && grad_b.dim() == 1 && grad_b.size(0) == grad_y.size(1),
+               "conv2d_backward_bias: grad_y ", shape_str(grad_y.shape()), " and grad_b ", shape_str(grad_b.shape()));
+  const Tensor gy = ops::contiguous(grad_y);
+  const int64_t N = gy.size(0), O = gy.size(1), P = gy.size(2) * gy.size(3);
+  dispatch_float(gy.dtype(), "conv2d_backward_bias", [&](auto tag_) {
+    using scalar_t = decltype(tag_);
+    using Vec = Eigen::Matrix<scalar_t, Eigen::Dynamic, 1>;
+    with_contiguous_output<scalar_t>(grad_b, accumulate, [&](scalar_t* gb) {
+      const scalar_t* g = gy.data<scalar_t>();
+#pragma omp parallel for schedule(static) if (N * O * P > 32768)
+      for (int64_t o = 0; o < O; ++o) {
+        double s = 0;  // rows are summed vectorised in scalar_t, the rows in double
+        for (int64_t n = 0; n < N; ++n) s += Eigen::Map<const Vec>(g + (n * O + o) * P, P).sum();
+        gb[o] = static_cast<scalar_t>((accumulate ? gb[o] : scalar_t(0)) + s);
+      }
+    });
+  });
+}
 
 }  // namespace tether::cpu

@@ -25,6 +25,13 @@ std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_lo, uint64_t c
   return {c0, c1, c2, c3};
 }
 
+Generator& default_generator() {
+  static Generator generator(0);
+  return generator;
+}
+
+void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+
 uint32_t Generator::next_u32() { return philox_u32(seed_, offset_++); }
 
 double Generator::next_uniform() {

@@ -34,6 +34,11 @@ class Generator {
   uint64_t offset_ = 0;
 };
 
+// The process-wide generator used where PyTorch uses its global one (layer initialisation,
+// dropout in modules); manual_seed resets it, as torch.manual_seed.
+Generator& default_generator();
+void manual_seed(uint64_t seed);
+
 // The Philox4x32-10 block function: 4 random 32-bit words for (key, counter).
 std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_lo, uint64_t counter_hi);
 // The i-th 32-bit value of the stream (seed, i): word i%4 of block i/4.

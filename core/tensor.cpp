@@ -122,12 +122,12 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 
-Tensor& Tensor::fill_(double value) {
+const Tensor& Tensor::fill_(double value) const {
   ops::fill_(*this, value);
   return *this;
 }
 
-Tensor& Tensor::copy_(const Tensor& src) {
+const Tensor& Tensor::copy_(const Tensor& src) const {
   ops::copy_(*this, src);
   return *this;
 }

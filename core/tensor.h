@@ -83,8 +83,8 @@ class Tensor {
   // Shares storage, but not autograd history: the tensor's values as a new leaf.
   Tensor detach() const;
   // Fill/copy in place (raw, for initialisation and optimizer updates under no-grad).
-  Tensor& fill_(double value);
-  Tensor& copy_(const Tensor& src);  // same shape; any strides, dtypes or devices
+  const Tensor& fill_(double value) const;
+  const Tensor& copy_(const Tensor& src) const;  // same shape; any strides, dtypes or devices
 
   // ---- autograd (implemented in autograd/tensor_autograd.cpp) -------------------
   bool requires_grad() const;

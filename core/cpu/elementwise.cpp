@@ -2,6 +2,7 @@
 // Each op is one small functor; the strided loop (core/cpu/strided.h) does the rest.
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
@@ -104,7 +105,18 @@ Tensor map2(const Tensor& a, const Tensor& b, F f) {
                     T* op = o + off[0];
                     const T* aq = ap + off[1];
                     const T* bq = bp + off[2];
-                    for (int64_t i = 0; i < n; ++i) op[i * st[0]] = f(aq[i * st[1]], bq[i * st[2]]);
+                    // Fast paths for the common layouts (a bias or scale broadcast over a plane).
+                    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+                      for (int64_t i = 0; i < n; ++i) op[i] = f(aq[i], bq[i]);
+                    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+                      const T bv = *bq;
+                      for (int64_t i = 0; i < n; ++i) op[i] = f(aq[i], bv);
+                    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+                      const T av = *aq;
+                      for (int64_t i = 0; i < n; ++i) op[i] = f(av, bq[i]);
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) op[i * st[0]] = f(aq[i * st[1]], bq[i * st[2]]);
+                    }
                   });
   return out;
 }
@@ -190,9 +202,21 @@ Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tenso
     Tensor out = Tensor::empty(x.shape(), x.dtype());
     scalar_t* o = out.data<scalar_t>();
     const scalar_t *gp = g.data<scalar_t>(), *xp = xc.data<scalar_t>(), *yp = yc.data<scalar_t>();
-    parallel_chunks(out.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) o[i] = gp[i] * unary_derivative(op, xp[i], yp[i]);
-    });
+    auto run = [&](auto op_constant) {  // op as a compile-time constant: a branch-free loop
+      parallel_chunks(out.numel(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) o[i] = gp[i] * unary_derivative(decltype(op_constant)::value, xp[i], yp[i]);
+      });
+    };
+    switch (op) {
+      case Unary::relu: run(std::integral_constant<Unary, Unary::relu>{}); break;
+      case Unary::sigmoid: run(std::integral_constant<Unary, Unary::sigmoid>{}); break;
+      case Unary::silu: run(std::integral_constant<Unary, Unary::silu>{}); break;
+      case Unary::tanh: run(std::integral_constant<Unary, Unary::tanh>{}); break;
+      default:
+        parallel_chunks(out.numel(), [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) o[i] = gp[i] * unary_derivative(op, xp[i], yp[i]);
+        });
+    }
     return out;
   });
 }

@@ -7,6 +7,13 @@
 using namespace tether;
 using namespace tether::testing;
 
+namespace {
+// rep = x w as a sum of broadcast products (keeps this file independent of matmul).
+Tensor matmul_free_rep(const Tensor& x, const Tensor& w) {
+  return sum(unsqueeze(x, 2) * unsqueeze(w, 0), {1});  // [2,3,1] * [1,3,4] -> sum over 3
+}
+}  // namespace
+
 TEST_SUITE("autograd") {
   TEST_CASE("backward accumulates into leaves; a tensor feeding several ops sums its gradients") {
     Tensor x = Tensor::from_vector<double>({1, 2, 3}, {3}).set_requires_grad();
@@ -85,5 +92,23 @@ TEST_SUITE("autograd") {
     for (double v : a.grad().to_vector<double>()) CHECK(v == doctest::Approx(sb));
     CHECK(a.grad().shape() == Shape{3, 1});
     CHECK(b.grad().shape() == Shape{4});
+  }
+}
+
+TEST_SUITE("autograd") {
+  TEST_CASE("PtR pattern: gradient at an activation, then a full backward on the same graph") {
+    Tensor w = randn({3, 4}, 11, DType::f64, true);
+    Tensor x = randn({2, 3}, 12, DType::f64);
+    Tensor rep = matmul_free_rep(x, w);
+    Tensor j = sum(square(rep));
+    Tensor g_rep = grad({j}, {rep}, {}, /*retain_graph=*/true)[0];
+    // dJ/drep = 2 rep
+    CHECK(testing::close_ratio(g_rep, ops::mul_scalar(rep, 2.0), 1e-12, 1e-12) <= 1.0);
+    // w is a constant in the weighted loss (no gradient through the weight itself).
+    const double weight = ops::norm(g_rep, 2.0);
+    Tensor total = j + sum(rep) * weight;
+    total.backward();
+    CHECK(w.grad().defined());
+    CHECK(!rep.grad().defined());  // non-leaves do not accumulate .grad
   }
 }

@@ -1,0 +1,56 @@
+"""PyTorch reference for a whole torchvision model (tests/models/test_model_parity.cpp).
+
+usage: ref_models.py OUT MODEL NUM_CLASSES INPUT_SIZE BATCH MODES
+
+Seeded random weights (BN running statistics randomised too, so eval mode is meaningful) are
+written under torchvision's names as `w.<name>`, with an input batch `input` and targets
+`target`. For each mode in MODES (comma-separated eval,train): `<mode>.logits`, `<mode>.loss`,
+`<mode>.grad.<param>` for every parameter, `<mode>.grad.input`, and after the train forward the
+updated BN buffers as `<mode>.state.<name>`. Dropout and stochastic depth are off (SPEC 9's
+`tether forward` convention): their modules stay in eval mode.
+"""
+import sys
+
+import torch
+import torchvision
+
+from st import save
+
+out_path, name, num_classes, size, batch, modes = sys.argv[1:7]
+num_classes, size, batch = int(num_classes), int(size), int(batch)
+torch.manual_seed(0)
+model = getattr(torchvision.models, name)(num_classes=num_classes)
+with torch.no_grad():
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0, 0.1)
+out = {f"w.{k}": v.clone() for k, v in model.state_dict().items()}
+x = torch.randn(batch, 3, size, size)
+target = torch.randint(0, num_classes, (batch,))
+out["input"], out["target"] = x, target
+
+for mode in modes.split(","):
+    model.load_state_dict({k[2:]: v for k, v in out.items() if k.startswith("w.")})
+    model.train(mode == "train")
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Dropout, torchvision.ops.StochasticDepth)):
+            m.eval()
+    model.zero_grad()
+    xi = x.clone().requires_grad_(True)
+    logits = model(xi)
+    loss = torch.nn.functional.cross_entropy(logits, target)
+    loss.backward()
+    out[f"{mode}.logits"] = logits.detach()
+    out[f"{mode}.loss"] = loss.detach().reshape(1)
+    out[f"{mode}.grad.input"] = xi.grad
+    for k, p in model.named_parameters():
+        out[f"{mode}.grad.{k}"] = p.grad
+    if mode == "train":
+        for k, v in model.state_dict().items():
+            if "running" in k or "num_batches" in k:
+                out[f"{mode}.state.{k}"] = v.clone()
+
+save(out_path, out)

@@ -285,8 +285,10 @@ Plan make_plan(const Geom& g) {
   const bool balanced = g.N % nt == 0 || g.N >= 4 * nt;
   p.by_image = balanced && g.OHW >= kMinPixelsByImage;
   // A band: at least 256 pixels so the GEMMs stay efficient, a multiple of 48 (the GEMM
-  // micro-kernel's row count) unless it is the whole image.
-  const int64_t px = std::max<int64_t>(256, kBandBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1));
+  // micro-kernel's row count) unless it is the whole image. With a deep K the band cannot
+  // stay in L2 anyway; wider bands then repack the weights less often.
+  int64_t px = std::max<int64_t>(256, kBandBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1));
+  if (g.K >= 2048) px = std::max<int64_t>(px, 768);
   p.band = std::min(g.OHW, (px + 47) / 48 * 48);
   const int64_t per_image = g.K * g.OHW * int64_t(sizeof(T));
   p.chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image, 1), 1, g.N);
@@ -456,22 +458,25 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
     {
       int64_t c0, c1;
       split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      const int64_t mine = c1 - c0;
-      T* col = scratch<T>(0, g.K * mine);
-      T* out = scratch<T>(1, g.Og * mine);
-      for (int64_t gi = 0; gi < g.G && mine > 0; ++gi) {
-        for_image_segments(c0, c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
-          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, mine);
-        });
-        gemm<T>(false, false, g.Og, mine, g.K, w + gi * g.Og * g.K, g.K, col, mine, false, out, mine);
-        for_image_segments(c0, c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
-          for (int64_t o = 0; o < g.Og; ++o) {
-            const T* src = out + o * mine + off;
-            T* dst = y + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0;
-            const T bv = bias ? bias[gi * g.Og + o] : T(0);
-            for (int64_t q = 0; q < p1 - p0; ++q) dst[q] = src[q] + bv;
-          }
-        });
+      T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.band));
+      T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.band));
+      // The thread's columns, a band at a time (multiples of 48 from a multiple of 48).
+      for (int64_t b0 = c0; b0 < c1; b0 += plan.band) {
+        const int64_t b1 = std::min(c1, b0 + plan.band), nc = b1 - b0;
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+            im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, nc);
+          });
+          gemm<T>(false, false, g.Og, nc, g.K, w + gi * g.Og * g.K, g.K, col, nc, false, out, nc);
+          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+            for (int64_t o = 0; o < g.Og; ++o) {
+              const T* src = out + o * nc + off;
+              T* dst = y + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0;
+              const T bv = bias ? bias[gi * g.Og + o] : T(0);
+              for (int64_t q = 0; q < p1 - p0; ++q) dst[q] = src[q] + bv;
+            }
+          });
+        }
       }
     }
   }
@@ -516,16 +521,16 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
     {
       int64_t c0, c1;
       split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      const int64_t mine = c1 - c0;
-      T* gyc = scratch<T>(1, g.Og * mine);
+      T* gyc = scratch<T>(1, g.Og * std::min(c1 - c0, plan.band));
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        if (mine > 0) {
-          for_image_segments(c0, c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+        for (int64_t b0 = c0; b0 < c1; b0 += plan.band) {
+          const int64_t b1 = std::min(c1, b0 + plan.band), nc = b1 - b0;
+          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
             for (int64_t o = 0; o < g.Og; ++o)
-              std::memcpy(gyc + o * mine + off, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0,
+              std::memcpy(gyc + o * nc + off, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0,
                           static_cast<size_t>(p1 - p0) * sizeof(T));
           });
-          gemm<T>(true, false, g.K, mine, g.Og, w + gi * g.Og * g.K, g.K, gyc, mine, false, dcol + c0, cols);
+          gemm<T>(true, false, g.K, nc, g.Og, w + gi * g.Og * g.K, g.K, gyc, nc, false, dcol + b0, cols);
         }
 #pragma omp barrier
 #pragma omp for collapse(2) schedule(static)

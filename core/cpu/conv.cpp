@@ -11,12 +11,15 @@
 // their GEMMs would have a single row.
 //
 // Parallel schemes (chosen per call, see Plan):
-// - by image: each thread takes whole images, with its own column buffer and single-threaded
-//   GEMMs; the column matrix is built a band of output rows at a time so it stays in the L2
-//   cache between im2col and the GEMM; backward-weight sums per-thread partial gradients;
+// - by image: each thread takes whole images (dynamically, so a thread slowed down by other
+//   jobs on the machine does not hold the others up), with its own column buffer and
+//   single-threaded GEMMs; the column matrix is built a band of output pixels at a time so
+//   it stays in the L2 cache between im2col and the GEMM; backward-weight sums per-thread
+//   partial gradients;
 // - by chunk: for small feature maps (or fewer images than threads), a chunk of images is
-//   laid side by side in one column matrix [K, images * OH*OW] and each product is one large
-//   GEMM that Eigen spreads over the threads.
+//   laid side by side as columns [K, images * OH*OW], so the GEMMs are wide enough; the
+//   columns (or, for backward-weight, the rows of dw) are split evenly among the threads,
+//   each running single-threaded GEMMs (no synchronisation inside Eigen).
 // Scratch buffers are per thread and only grow, so steady-state training allocates nothing here.
 
 // GCC 12 emits false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code
@@ -427,7 +430,7 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
 #pragma omp parallel
     {
       T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         T* yn = y + n * g.O * g.OHW;
         // y starts as the bias, and every GEMM accumulates onto it.
@@ -491,7 +494,7 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
 #pragma omp parallel
     {
       T* dcol = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;
@@ -562,7 +565,7 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
       // Thread 0 sums straight into gw; the others into their own buffers, added at the end.
       T* acc = tid == 0 ? gw : scratch<T>(1, wsize);
       bool fresh = tid == 0 ? !accumulate : true;  // acc holds nothing yet: overwrite it
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;

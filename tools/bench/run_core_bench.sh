@@ -50,7 +50,7 @@ fi
 
 shapes=$(sed -n 's/^ *("\([A-Za-z0-9_]*\)", .*/\1/p' "$root/tools/bench/bench_conv_torch.py")
 for s in $shapes; do
-  "$bench" --threads "$threads" --batch "$batch" --no-gemm --shape "$s" "${extra[@]}" | grep '^CONV ' >>"$out/tether.txt"
+  "$bench" --threads "$threads" --batch "$batch" --no-gemm --no-peak --shape "$s" "${extra[@]}" | grep '^CONV ' >>"$out/tether.txt"
   if [ $have_torch = 1 ]; then
     "$torch_py" "$root/tools/bench/bench_conv_torch.py" --threads "$threads" --batch "$batch" --shape "$s" \
       "${extra[@]}" | grep '^TORCH ' >>"$out/torch.txt"

@@ -18,7 +18,7 @@
 //   partial gradients;
 // - by chunk: for small feature maps (or fewer images than threads), a chunk of images is
 //   laid side by side as columns [K, images * OH*OW], so the GEMMs are wide enough; the
-//   columns (or, for backward-weight, the rows of dw) are split evenly among the threads,
+//   columns (for backward-weight: dw's K columns) are split evenly among the threads,
 //   each running single-threaded GEMMs (no synchronisation inside Eigen).
 // Scratch buffers are per thread and only grow, so steady-state training allocates nothing here.
 

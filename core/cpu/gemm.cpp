@@ -5,6 +5,7 @@
 // leading stride, used as M or M^T: a view with unit stride in dim 0 (a transposed view) is
 // the transpose of such a matrix, so it costs only a flipped flag. Eigen spreads one product
 // over the OpenMP threads by itself (and stays single-threaded inside a parallel region).
+
 // GCC 12 emits false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code
 // (_mm512_undefined_* used as a don't-care operand); silence them for this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -4,7 +4,8 @@
 //   2. Eigen GEMM (through ops::gemm) GFLOP/s on square and ResNet-like sizes, as % of that peak;
 //   3. conv2d forward, backward-data and backward-weight times on ResNet-50 layer shapes.
 // Usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--no-peak] [--shape NAME]
-//   --cpu-time: time by process CPU time / threads (steadier on a machine shared with other jobs)
+//   --cpu-time: time by process CPU time / threads, in samples of >= 0.1 s (steadier on a
+//               machine shared with other jobs: time spent descheduled is not counted)
 //   --min: report the fastest of the repeated runs instead of the median
 // Lines starting with "CONV " (name, batch, threads, fwd/bwd-data/bwd-weight/total ms) and
 // "GEMM "/"PEAK " are meant for tools/bench/run_core_bench.sh.
@@ -48,15 +49,20 @@ double bench_clock_s() {
 bool g_use_min = false;
 
 // Median (or, with --min, minimum) time in seconds of fn() after one warm-up call, over at
-// least `min_reps` runs and until `budget_s` seconds have been spent.
+// least `min_reps` samples and until `budget_s` seconds have been spent. With --cpu-time a
+// sample runs fn() enough times to last ~0.1 s (the kernel accounts CPU time in scheduler
+// ticks) and counts the mean.
 double time_median(const std::function<void()>& fn, int min_reps, double budget_s) {
+  double t0 = now_s();
   fn();
+  int inner = 1;
+  if (g_cpu_time) inner = static_cast<int>(std::clamp(0.1 / std::max(now_s() - t0, 1e-6), 1.0, 1000.0));
   std::vector<double> ts;
   const double start = now_s();
   while (static_cast<int>(ts.size()) < min_reps || (now_s() - start < budget_s && ts.size() < 200)) {
-    const double t0 = bench_clock_s();
-    fn();
-    ts.push_back(bench_clock_s() - t0);
+    t0 = bench_clock_s();
+    for (int i = 0; i < inner; ++i) fn();
+    ts.push_back((bench_clock_s() - t0) / inner);
   }
   std::sort(ts.begin(), ts.end());
   return g_use_min ? ts.front() : ts[ts.size() / 2];

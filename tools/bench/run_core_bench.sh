@@ -5,8 +5,10 @@
 # tether is faster), both counting forward + backward for input and weight; then GEMM % of
 # the measured peak.
 #
-# Usage: tools/bench/run_core_bench.sh [--threads N] [--batch N] [--quick] [--min] [--build DIR]
+# Usage: tools/bench/run_core_bench.sh [--threads N] [--batch N] [--quick] [--min] [--cpu-time] [--build DIR]
 #   --min: compare the fastest runs instead of the medians (steadier on a shared machine)
+#   --cpu-time: time both sides by process CPU time / threads (not counting time spent
+#               descheduled while other jobs run; spin-waits still count)
 # The shapes are run one at a time, tether then torch, so both see the same machine load.
 set -euo pipefail
 
@@ -21,8 +23,9 @@ while [ $# -gt 0 ]; do
     --batch) batch=$2; shift 2 ;;
     --quick) extra+=(--quick); shift ;;
     --min) extra+=(--min); shift ;;
+    --cpu-time) extra+=(--cpu-time); shift ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done

@@ -390,34 +390,40 @@ template <typename T>
 void depthwise_backward_weight(const T* gy, const T* x, T* gw, const Geom& g, bool accumulate) {
   using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
   const int64_t m = g.Og, taps = g.KH * g.KW;
-  // Each thread owns whole filters: no reduction across threads.
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < g.O; ++o) {
-    std::vector<double> acc(static_cast<size_t>(taps), 0.0);
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* gyp = gy + (n * g.O + o) * g.OHW;
-      const T* xp = x + (n * g.C + o / m) * g.HW;
-      for (int64_t i = 0; i < g.KH; ++i) {
-        for (int64_t j = 0; j < g.KW; ++j) {
-          const int64_t woff = j * g.dw - g.pw;
-          int64_t lo, hi;
-          valid_range(woff, g.sw, g.W, g.OW, lo, hi);
-          if (hi <= lo) continue;
-          T s = T(0);
-          for (int64_t oh = 0; oh < g.OH; ++oh) {
-            const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            Eigen::Map<const Vec> gyr(gyp + oh * g.OW + lo, hi - lo);
-            const T* xs = xp + ih * g.W + lo * g.sw + woff;
-            if (g.sw == 1) s += gyr.dot(Eigen::Map<const Vec>(xs, hi - lo));
-            else s += gyr.dot(Eigen::Map<const Vec, 0, Eigen::InnerStride<>>(xs, hi - lo, Eigen::InnerStride<>(g.sw)));
+  // Each thread owns whole filters: no reduction across threads. Row dot products are
+  // vectorised in T; the sums over rows and images are kept in double.
+#pragma omp parallel
+  {
+    std::vector<double> acc(static_cast<size_t>(taps));
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < g.O; ++o) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t n = 0; n < g.N; ++n) {
+        const T* gyp = gy + (n * g.O + o) * g.OHW;
+        const T* xp = x + (n * g.C + o / m) * g.HW;
+        for (int64_t i = 0; i < g.KH; ++i) {
+          for (int64_t j = 0; j < g.KW; ++j) {
+            const int64_t woff = j * g.dw - g.pw;
+            int64_t lo, hi;
+            valid_range(woff, g.sw, g.W, g.OW, lo, hi);
+            if (hi <= lo) continue;
+            T s = T(0);
+            for (int64_t oh = 0; oh < g.OH; ++oh) {
+              const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+              if (ih < 0 || ih >= g.H) continue;
+              Eigen::Map<const Vec> gyr(gyp + oh * g.OW + lo, hi - lo);
+              const T* xs = xp + ih * g.W + lo * g.sw + woff;
+              if (g.sw == 1) s += gyr.dot(Eigen::Map<const Vec>(xs, hi - lo));
+              else s += gyr.dot(Eigen::Map<const Vec, 0, Eigen::InnerStride<>>(xs, hi - lo, Eigen::InnerStride<>(g.sw)));
+            }
+            acc[static_cast<size_t>(i * g.KW + j)] += s;
           }
-          acc[i * g.KW + j] += s;
         }
       }
+      T* gwp = gw + o * taps;
+      for (int64_t t = 0; t < taps; ++t)
+        gwp[t] = static_cast<T>((accumulate ? gwp[t] : T(0)) + acc[static_cast<size_t>(t)]);
     }
-    T* gwp = gw + o * taps;
-    for (int64_t t = 0; t < taps; ++t) gwp[t] = static_cast<T>((accumulate ? gwp[t] : T(0)) + acc[t]);
   }
 }
 

@@ -65,12 +65,15 @@ Tensor naive_matmul(Tensor a, Tensor b) {
   Shape out = batch;
   out.insert(out.end(), {M, N});
   Tensor C = Tensor::zeros(out, DType::f64);
+  const double* pa = A.data<double>();
+  const double* pb = B.data<double>();
+  double* pc = C.data<double>();
   for (int64_t t = 0; t < count; ++t)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         double s = 0;
-        for (int64_t k = 0; k < K; ++k) s += A.data<double>()[(t * M + i) * K + k] * B.data<double>()[(t * K + k) * N + j];
-        C.data<double>()[(t * M + i) * N + j] = s;
+        for (int64_t k = 0; k < K; ++k) s += pa[(t * M + i) * K + k] * pb[(t * K + k) * N + j];
+        pc[(t * M + i) * N + j] = s;
       }
   Shape final_shape = batch;
   if (!av) final_shape.push_back(M);

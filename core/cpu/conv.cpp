@@ -270,8 +270,9 @@ void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, in
 // ---- the plan: which parallel scheme, and band sizes -------------------------------------------
 struct Plan {
   bool by_image = true;
-  int64_t band = 1;   // output pixels per im2col band (by image)
-  int64_t chunk = 1;  // images per column matrix (by chunk)
+  int64_t band = 1;        // output pixels per im2col band (by image)
+  int64_t chunk = 1;       // images per column matrix (by chunk)
+  int64_t chunk_band = 1;  // columns per band (by chunk; may span images)
 };
 
 // Column matrices of about this many bytes stay in L2 between im2col and the GEMM.
@@ -292,7 +293,8 @@ Plan make_plan(const Geom& g) {
   // stay in L2 anyway; wider bands then repack the weights less often.
   int64_t px = std::max<int64_t>(256, kBandBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1));
   if (g.K >= 2048) px = std::max<int64_t>(px, 768);
-  p.band = std::min(g.OHW, (px + 47) / 48 * 48);
+  p.chunk_band = (px + 47) / 48 * 48;
+  p.band = std::min(g.OHW, p.chunk_band);
   const int64_t per_image = g.K * g.OHW * int64_t(sizeof(T));
   p.chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image, 1), 1, g.N);
   return p;
@@ -467,11 +469,11 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
     {
       int64_t c0, c1;
       split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.band));
-      T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.band));
+      T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.chunk_band));
+      T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
       // The thread's columns, a band at a time (multiples of 48 from a multiple of 48).
-      for (int64_t b0 = c0; b0 < c1; b0 += plan.band) {
-        const int64_t b1 = std::min(c1, b0 + plan.band), nc = b1 - b0;
+      for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
+        const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
         for (int64_t gi = 0; gi < g.G; ++gi) {
           for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
             im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, nc);
@@ -530,10 +532,10 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
     {
       int64_t c0, c1;
       split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      T* gyc = scratch<T>(1, g.Og * std::min(c1 - c0, plan.band));
+      T* gyc = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        for (int64_t b0 = c0; b0 < c1; b0 += plan.band) {
-          const int64_t b1 = std::min(c1, b0 + plan.band), nc = b1 - b0;
+        for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
+          const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
           for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
             for (int64_t o = 0; o < g.Og; ++o)
               std::memcpy(gyc + o * nc + off, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0,

@@ -199,6 +199,7 @@ const std::vector<ConvCase> kConvCases = {
     {2, 3, 16, 16, 4, 7, 7, 2, 2, 3, 3, 1, 1, 1},    // 7x7 stride 2 (a stem)
     {2, 64, 24, 24, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // large enough for bands of output pixels
     {2, 64, 25, 25, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // bands that end mid-row
+    {3, 64, 12, 12, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // small maps: bands spanning images
     {2, 3, 12, 40, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1},    // stride 2 on long rows (vector paths)
     {3, 4, 9, 41, 4, 3, 3, 2, 2, 1, 1, 1, 1, 4},     // depthwise stride 2, long rows
     {2, 5, 6, 37, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1},     // 1x1 stride 2, long odd rows
@@ -348,7 +349,7 @@ TEST_SUITE("ops") {
 
   TEST_CASE("conv2d kernels in f32") {
     for_thread_counts([&] {
-      for (size_t i : {1, 6, 8, 13, 15, 17, 18, 19, 20}) {
+      for (size_t i : {1, 6, 8, 13, 15, 17, 18, 19, 20, 21}) {
         CAPTURE(i);
         check_conv(kConvCases[i], DType::f32, 1e-4, 1e-4, 7);
       }

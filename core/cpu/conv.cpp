@@ -271,16 +271,16 @@ void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, in
 struct Plan {
   bool by_image = true;
   int64_t band = 1;        // output pixels per im2col band (by image)
-  int64_t chunk = 1;       // images per column matrix (by chunk)
-  int64_t chunk_band = 1;  // columns per band (by chunk; may span images)
+  int64_t chunk = 1;       // columns per shared column matrix (by chunk; may span images)
+  int64_t chunk_band = 1;  // columns per band (by chunk)
 };
 
 // Column matrices of about this many bytes stay in L2 between im2col and the GEMM.
 constexpr int64_t kBandBytes = 512 * 1024;
 // Below this many output pixels per image, GEMMs per image are too thin: go by chunk.
 constexpr int64_t kMinPixelsByImage = 512;
-// By chunk, a column matrix holds at most this many bytes.
-constexpr int64_t kChunkBytes = 32 << 20;
+// By chunk, a shared column matrix holds at most about this many bytes.
+constexpr int64_t kChunkBytes = 16 << 20;
 
 template <typename T>
 Plan make_plan(const Geom& g) {
@@ -295,8 +295,8 @@ Plan make_plan(const Geom& g) {
   if (g.K >= 2048) px = std::max<int64_t>(px, 768);
   p.chunk_band = (px + 47) / 48 * 48;
   p.band = std::min(g.OHW, p.chunk_band);
-  const int64_t per_image = g.K * g.OHW * int64_t(sizeof(T));
-  p.chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image, 1), 1, g.N);
+  const int64_t fit = kChunkBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1) / 48 * 48;
+  p.chunk = std::min(g.N * g.OHW, std::max(fit, 2 * p.chunk_band));
   return p;
 }
 
@@ -307,8 +307,8 @@ inline void split_range(int64_t n, int t, int nt, int64_t align, int64_t& b, int
   e = std::min(n, units * (t + 1) / nt * align);
 }
 
-// Calls fn(b, p0, p1, col_offset) for each image b of a chunk whose pixels [p0, p1) fall in
-// the chunk's columns [c0, c1) (column = b*OHW + p).
+// Calls fn(b, p0, p1, offset) for each image b whose pixels [p0, p1) fall in the columns
+// [c0, c1) of the whole batch (column = b*OHW + p); offset = b*OHW + p0 - c0.
 template <typename Fn>
 void for_image_segments(int64_t c0, int64_t c1, int64_t OHW, Fn&& fn) {
   for (int64_t c = c0; c < c1;) {
@@ -461,33 +461,31 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
     }
     return;
   }
-  // By chunk: the chunk's columns (image-major) are split among the threads; each builds its
-  // own columns, multiplies and scatters them into y. No synchronisation.
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
+  // By chunk: the batch's columns (image-major) are split among the threads; each builds
+  // its own columns a band at a time, multiplies and scatters them into y. No
+  // synchronisation, no shared buffer.
 #pragma omp parallel
-    {
-      int64_t c0, c1;
-      split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.chunk_band));
-      T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
-      // The thread's columns, a band at a time (multiples of 48 from a multiple of 48).
-      for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
-        const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
-        for (int64_t gi = 0; gi < g.G; ++gi) {
-          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
-            im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, nc);
-          });
-          gemm<T>(false, false, g.Og, nc, g.K, w + gi * g.Og * g.K, g.K, col, nc, false, out, nc);
-          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
-            for (int64_t o = 0; o < g.Og; ++o) {
-              const T* src = out + o * nc + off;
-              T* dst = y + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0;
-              const T bv = bias ? bias[gi * g.Og + o] : T(0);
-              for (int64_t q = 0; q < p1 - p0; ++q) dst[q] = src[q] + bv;
-            }
-          });
-        }
+  {
+    int64_t c0, c1;
+    split_range(g.N * g.OHW, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
+    T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.chunk_band));
+    T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
+    // Bands of multiples of 48 columns from a multiple of 48 (the GEMM micro-kernel's rows).
+    for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
+      const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, nc);
+        });
+        gemm<T>(false, false, g.Og, nc, g.K, w + gi * g.Og * g.K, g.K, col, nc, false, out, nc);
+        for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          for (int64_t o = 0; o < g.Og; ++o) {
+            const T* src = out + o * nc + off;
+            T* dst = y + (b * g.O + gi * g.Og + o) * g.OHW + p0;
+            const T bv = bias ? bias[gi * g.Og + o] : T(0);
+            for (int64_t q = 0; q < p1 - p0; ++q) dst[q] = src[q] + bv;
+          }
+        });
       }
     }
   }
@@ -523,35 +521,42 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
     }
     return;
   }
-  // By chunk: each thread gathers dy and computes dcol for its share of the chunk's columns
-  // into one shared dcol; after a barrier, col2im runs in parallel over (image, channel).
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-    T* dcol = scratch<T>(0, g.K * cols);
+  // By chunk: the batch's columns are taken a chunk at a time into one shared dcol; each
+  // thread gathers dy and computes dcol for its share of the chunk's columns, then, after a
+  // barrier, col2im runs in parallel over (image, channel).
+  const int64_t total = g.N * g.OHW;
+  T* dcol = scratch<T>(0, g.K * plan.chunk);
 #pragma omp parallel
-    {
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    if (!accumulate) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < g.N * g.C; ++i) std::fill(gx + i * g.HW, gx + (i + 1) * g.HW, T(0));
+    }
+    T* gyc = scratch<T>(1, g.Og * plan.chunk_band);
+    for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+      const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
       int64_t c0, c1;
-      split_range(cols, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
-      T* gyc = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
+      split_range(cols, tid, nth, 48, c0, c1);
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
-          const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
+        for (int64_t b0 = q0 + c0; b0 < q0 + c1; b0 += plan.chunk_band) {
+          const int64_t b1 = std::min(q0 + c1, b0 + plan.chunk_band), nc = b1 - b0;
           for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
             for (int64_t o = 0; o < g.Og; ++o)
-              std::memcpy(gyc + o * nc + off, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0,
+              std::memcpy(gyc + o * nc + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
                           static_cast<size_t>(p1 - p0) * sizeof(T));
           });
-          gemm<T>(true, false, g.K, nc, g.Og, w + gi * g.Og * g.K, g.K, gyc, nc, false, dcol + b0, cols);
+          gemm<T>(true, false, g.K, nc, g.Og, w + gi * g.Og * g.K, g.K, gyc, nc, false, dcol + (b0 - q0), cols);
         }
 #pragma omp barrier
+        const int64_t first = q0 / g.OHW, last = (q1 - 1) / g.OHW;
 #pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < nb; ++b)
+        for (int64_t b = first; b <= last; ++b)
           for (int64_t c = 0; c < g.Cg; ++c) {
-            T* gxc = gx + ((n0 + b) * g.C + gi * g.Cg) * g.HW;
-            if (!accumulate) std::fill(gxc + c * g.HW, gxc + (c + 1) * g.HW, T(0));
-            col2im(dcol + b * g.OHW, cols, g, c, c + 1, 0, g.OHW, gxc);
+            const int64_t p0 = std::max(q0, b * g.OHW) - b * g.OHW, p1 = std::min(q1, (b + 1) * g.OHW) - b * g.OHW;
+            col2im(dcol + (b * g.OHW + p0 - q0), cols, g, c, c + 1, p0, p1, gx + (b * g.C + gi * g.Cg) * g.HW);
           }
-        // (the implicit barrier of the loop above keeps dcol until every col2im is done)
+        // (the loop's implicit barrier keeps dcol until every col2im is done)
       }
     }
   }
@@ -604,53 +609,54 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
     }
     return;
   }
+  // By chunk: the batch's columns are taken a chunk at a time (col [K, chunk], dy [Og, chunk]).
+  const int64_t total = g.N * g.OHW;
   const int nt = omp_get_max_threads();
   if (g.G >= nt) {
     // Many groups: each thread takes whole groups, with private buffers; no sharing at all.
-    for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-      const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-      const bool add = accumulate || n0 > 0;
 #pragma omp parallel
-      {
-        T* col = scratch<T>(0, g.K * cols);
-        T* gyc = scratch<T>(1, g.Og * cols);
+    {
+      T* col = scratch<T>(0, g.K * plan.chunk);
+      T* gyc = scratch<T>(1, g.Og * plan.chunk);
+      for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+        const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
 #pragma omp for schedule(static)
         for (int64_t gi = 0; gi < g.G; ++gi) {
-          for (int64_t b = 0; b < nb; ++b) {
-            im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, 0, g.OHW, col + b * g.OHW, cols);
+          for_image_segments(q0, q1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+            im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, cols);
             for (int64_t o = 0; o < g.Og; ++o)
-              std::memcpy(gyc + o * cols + b * g.OHW, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW,
-                          static_cast<size_t>(g.OHW) * sizeof(T));
-          }
-          gemm<T>(false, true, g.Og, g.K, cols, gyc, cols, col, cols, add, gw + gi * g.Og * g.K, g.K);
+              std::memcpy(gyc + o * cols + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
+                          static_cast<size_t>(p1 - p0) * sizeof(T));
+          });
+          gemm<T>(false, true, g.Og, g.K, cols, gyc, cols, col, cols, accumulate || q0 > 0, gw + gi * g.Og * g.K, g.K);
         }
       }
     }
     return;
   }
-  // Few groups: the chunk's col and dy are built in shared buffers, each thread its share of
+  // Few groups: col and dy of a chunk are built in shared buffers, each thread its share of
   // the columns; after a barrier, each thread computes its share of dw's columns (K).
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-    const bool add = accumulate || n0 > 0;
-    T* col = scratch<T>(0, g.K * cols);
-    T* gyc = scratch<T>(1, g.Og * cols);
+  T* col = scratch<T>(0, g.K * plan.chunk);
+  T* gyc = scratch<T>(1, g.Og * plan.chunk);
 #pragma omp parallel
-    {
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      int64_t c0, c1, k0, k1;
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    int64_t k0, k1;
+    split_range(g.K, tid, nth, 48, k0, k1);
+    for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+      const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
+      int64_t c0, c1;
       split_range(cols, tid, nth, 48, c0, c1);
-      split_range(g.K, tid, nth, 48, k0, k1);
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        for_image_segments(c0, c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
-          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + c0 + off, cols);
+        for_image_segments(q0 + c0, q0 + c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + c0 + off, cols);
           for (int64_t o = 0; o < g.Og; ++o)
-            std::memcpy(gyc + o * cols + c0 + off, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW + p0,
+            std::memcpy(gyc + o * cols + c0 + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
                         static_cast<size_t>(p1 - p0) * sizeof(T));
         });
 #pragma omp barrier
         if (k1 > k0)
-          gemm<T>(false, true, g.Og, k1 - k0, cols, gyc, cols, col + k0 * cols, cols, add,
+          gemm<T>(false, true, g.Og, k1 - k0, cols, gyc, cols, col + k0 * cols, cols, accumulate || q0 > 0,
                   gw + gi * g.Og * g.K + k0, g.K);
 #pragma omp barrier
       }

@@ -1,6 +1,6 @@
 // bench_core: how fast the CPU core of tether is on this machine.
 //   1. the measured f32 peak (a register-blocked FMA loop on the widest vectors the build
-//      has), on one thread and on all threads;
+//      has), on one thread and on all threads (per-thread CPU time, see measure_peak);
 //   2. Eigen GEMM (through ops::gemm) GFLOP/s on square and ResNet-like sizes, as % of that peak;
 //   3. conv2d forward, backward-data and backward-weight times on ResNet-50 layer shapes.
 // Usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--no-peak] [--shape NAME]
@@ -125,40 +125,43 @@ double fma_loop(int64_t iters) {
 
 volatile double g_sink = 0;
 
-// GFLOP/s of the FMA loop on `threads` threads (each runs the loop once, timed together).
+double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// GFLOP/s of the FMA loop on `threads` threads running together. Each thread's rate is its
+// flops per second of its own CPU time, and the peak is their sum: time a thread spends
+// descheduled while other jobs run does not count (it would with wall-clock time), while
+// threads sharing a core's FMA units (SMT siblings) would still show it. Best of 3 runs of
+// ~`seconds` each (CPU time is accounted in scheduler ticks, so runs must not be short).
 double measure_peak(int threads, double seconds) {
   const double flops_per_iter = 2.0 * kAcc * kLanes;
   int64_t iters = 1 << 20;
-  // Calibrate on one thread so each run lasts about `seconds`.
-  for (;;) {
-    const double t0 = now_s();
+  for (;;) {  // calibrate on one thread
+    const double t0 = thread_cpu_s();
     g_sink = g_sink + fma_loop(iters);
-    const double dt = now_s() - t0;
+    const double dt = thread_cpu_s() - t0;
     if (dt > 0.05) {
       iters = static_cast<int64_t>(iters * seconds / dt);
       break;
     }
     iters *= 4;
   }
-  // Best of several short runs: on a machine shared with other jobs, some run finds every
-  // core free.
-  iters = std::max<int64_t>(1, iters / 4);
   double best = 0;
-  for (int rep = 0; rep < 10; ++rep) {
-    double t0 = 0, t1 = 0;
-#pragma omp parallel num_threads(threads)
+  for (int rep = 0; rep < 3; ++rep) {
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
     {
 #pragma omp barrier
-#pragma omp single
-      t0 = now_s();
+      const double t0 = thread_cpu_s();
       const double r = fma_loop(iters);
+      total += iters * flops_per_iter / (thread_cpu_s() - t0) * 1e-9;
 #pragma omp critical
       g_sink = g_sink + r;
-#pragma omp barrier
-#pragma omp single
-      t1 = now_s();
     }
-    best = std::max(best, threads * iters * flops_per_iter / (t1 - t0) * 1e-9);
+    best = std::max(best, total);
   }
   return best;
 }
@@ -245,8 +248,8 @@ int main(int argc, char** argv) {
     // 1. Peak.
     double peakn = 0;
     if (do_peak || do_gemm) {
-      const double peak1 = measure_peak(1, quick ? 0.1 : 0.3);
-      peakn = threads > 1 ? measure_peak(threads, quick ? 0.1 : 0.3) : peak1;
+      const double peak1 = measure_peak(1, quick ? 0.15 : 0.3);
+      peakn = threads > 1 ? measure_peak(threads, quick ? 0.15 : 0.3) : peak1;
       std::printf("== peak f32 (%s FMA, %d accumulators)\n", kIsa, kAcc);
       std::printf("  1 thread:  %8.1f GFLOP/s\n  %d threads: %8.1f GFLOP/s\n", peak1, threads, peakn);
       std::printf("PEAK %d %.1f %.1f\n", threads, peak1, peakn);

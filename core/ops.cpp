@@ -192,7 +192,7 @@ Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
                  " must be at most half the kernel size ", p.kernel[i]);
     const int64_t span = p.dilation[i] * (p.kernel[i] - 1) + 1;
     const int64_t num = x[2 + i] + 2 * p.padding[i] - span + (p.ceil_mode ? p.stride[i] - 1 : 0);
-    TETHER_CHECK(num >= 0, "pool2d: window of ", span, " does not fit the padded input ", shape_str(x));
+    TETHER_CHECK(num >= 0, "pool2d: the output would be empty: a window of ", span, " does not fit the padded input ", shape_str(x));
     int64_t o = num / p.stride[i] + 1;
     if (p.ceil_mode && (o - 1) * p.stride[i] >= x[2 + i] + p.padding[i]) --o;
     TETHER_CHECK(o >= 1, "pool2d: output would be empty for input ", shape_str(x));

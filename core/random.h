@@ -1,6 +1,7 @@
-// Seeded random numbers. Philox4x32-10 (Salmon et al., 2011), counter-based: element i of a
-// draw depends only on (seed, offset + i), so results are identical for any thread count and
-// on the GPU. A draw of n values advances the offset by n.
+// Seeded random numbers. Philox4x32-10 (Salmon et al., 2011), counter-based: a block of four
+// 32-bit words depends only on (seed, block index), so results are identical for any thread
+// count and on the GPU. A tensor draw of n values takes the next ceil(n/4) blocks; host draws
+// (next_u32) take one word at a time. `offset` counts words.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -15,11 +16,12 @@ class Generator {
 
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }
-  // Reserves n counters and returns the first (for a kernel to evaluate in parallel).
-  uint64_t advance(uint64_t n) {
-    uint64_t start = offset_;
-    offset_ += n;
-    return start;
+  // Reserves n whole blocks (starting at the next block boundary) and returns the first
+  // block index, for a kernel to evaluate in parallel.
+  uint64_t advance_blocks(uint64_t n) {
+    const uint64_t first = (offset_ + 3) / 4;
+    offset_ = (first + n) * 4;
+    return first;
   }
   // State for checkpoints: (seed, offset) restores the stream exactly.
   void set_state(uint64_t seed, uint64_t offset) { seed_ = seed, offset_ = offset; }

@@ -79,21 +79,31 @@ void Module::replace_module(const std::string& name, ModulePtr module) {
   TETHER_FAIL("no child module '", name, "' to replace in ", type_name());
 }
 
+void Module::visit(const std::function<void(const std::string&, Module&)>& fn, const std::string& prefix) {
+  fn(prefix, *this);
+  for (const auto& [n, c] : children_) c->visit(fn, prefix.empty() ? n : prefix + "." + n);
+}
+
+namespace {
+std::string join(const std::string& prefix, const std::string& name) { return prefix.empty() ? name : prefix + "." + name; }
+}  // namespace
+
+// The const accessors walk a const tree; visit() is non-const only because callbacks may mutate.
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
-  for (const auto& [name, module] : named_modules()) {
-    if (!recurse && !name.empty()) break;
-    for (const auto& [n, t] : module->parameters_) out.emplace_back(name.empty() ? n : name + "." + n, t);
-  }
+  const_cast<Module*>(this)->visit([&](const std::string& name, Module& m) {
+    if (!recurse && !name.empty()) return;
+    for (const auto& [n, t] : m.parameters_) out.emplace_back(join(name, n), t);
+  });
   return out;
 }
 
 NamedTensors Module::named_buffers(bool recurse) const {
   NamedTensors out;
-  for (const auto& [name, module] : named_modules()) {
-    if (!recurse && !name.empty()) break;
-    for (const auto& [n, t] : module->buffers_) out.emplace_back(name.empty() ? n : name + "." + n, t);
-  }
+  const_cast<Module*>(this)->visit([&](const std::string& name, Module& m) {
+    if (!recurse && !name.empty()) return;
+    for (const auto& [n, t] : m.buffers_) out.emplace_back(join(name, n), t);
+  });
   return out;
 }
 
@@ -122,11 +132,10 @@ ModulePtr Module::submodule(const std::string& path) const {
 
 NamedTensors Module::state_dict() const {
   NamedTensors out;
-  for (const auto& [name, module] : named_modules()) {
-    const std::string prefix = name.empty() ? "" : name + ".";
-    for (const auto& [n, t] : module->parameters_) out.emplace_back(prefix + n, t);
-    for (const auto& [n, t] : module->buffers_) out.emplace_back(prefix + n, t);
-  }
+  const_cast<Module*>(this)->visit([&](const std::string& name, Module& m) {
+    for (const auto& [n, t] : m.parameters_) out.emplace_back(join(name, n), t);
+    for (const auto& [n, t] : m.buffers_) out.emplace_back(join(name, n), t);
+  });
   return out;
 }
 
@@ -158,19 +167,19 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& values, 
 }
 
 void Module::train(bool on) {
-  for (const auto& [name, m] : named_modules()) m->training_ = on && !m->frozen_;
+  visit([&](const std::string&, Module& m) { m.training_ = on && !m.frozen_; });
 }
 
 void Module::freeze(const std::string& prefix) {
   bool any = false;
-  for (const auto& [name, m] : named_modules()) {
+  visit([&](const std::string& name, Module& m) {
     const bool under = prefix.empty() || name == prefix || name.rfind(prefix + ".", 0) == 0;
-    if (!under) continue;
+    if (!under) return;
     any = true;
-    m->frozen_ = true;
-    m->training_ = false;
-    for (auto& [n, t] : m->parameters_) t.set_requires_grad(false);
-  }
+    m.frozen_ = true;
+    m.training_ = false;
+    for (auto& [n, t] : m.parameters_) t.set_requires_grad(false);
+  });
   TETHER_CHECK(any, "freeze: no module named '", prefix, "'");
 }
 
@@ -184,27 +193,25 @@ void Module::to(Device device) {
     impl.offset = moved.offset();
     if (impl.autograd && impl.autograd->grad.defined()) impl.autograd->grad = impl.autograd->grad.to(device);
   };
-  for (const auto& [name, m] : named_modules()) {
-    for (auto& [n, t] : m->parameters_) move(t);
-    for (auto& [n, t] : m->buffers_) move(t);
-  }
+  visit([&](const std::string&, Module& m) {
+    for (auto& [n, t] : m.parameters_) move(t);
+    for (auto& [n, t] : m.buffers_) move(t);
+  });
 }
 
 void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.zero_grad();
 }
 
-void Module::apply(const std::function<void(const std::string&, Module&)>& fn) {
-  for (const auto& [name, m] : named_modules()) fn(name, *m);
-}
+void Module::apply(const std::function<void(const std::string&, Module&)>& fn) { visit(fn); }
 
 void Module::set_taps(const std::vector<std::string>& names, std::shared_ptr<TapStore> store,
                       const std::string& rep_module) {
-  for (const auto& [name, m] : named_modules()) {
-    m->tap_name_.clear();
-    m->tap_input_as_rep_ = false;
-    m->tap_store_ = nullptr;
-  }
+  visit([](const std::string&, Module& m) {
+    m.tap_name_.clear();
+    m.tap_input_as_rep_ = false;
+    m.tap_store_ = nullptr;
+  });
   for (const std::string& n : names) {
     ModulePtr m = submodule(n);
     m->tap_name_ = n;

@@ -95,6 +95,9 @@ class Module : public std::enable_shared_from_this<Module> {
 
  private:
   void add_child(const std::string& name, ModulePtr module);
+  // Depth-first walk over (dotted name, module), self first; usable inside constructors
+  // (unlike named_modules(), which needs the module to be owned by a shared_ptr).
+  void visit(const std::function<void(const std::string&, Module&)>& fn, const std::string& prefix = "");
   void check_new_name(const std::string& name) const;
 
   NamedTensors parameters_;

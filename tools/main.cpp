@@ -6,6 +6,10 @@
 #include "core/check.h"
 #include "core/device.h"
 
+namespace tether {
+void add_bench_command(CLI::App& app);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"tether: fine-tuning pretrained CNNs with an inductive bias toward the pretrained weights"};
   app.require_subcommand(1);
@@ -22,6 +26,8 @@ int main(int argc, char** argv) {
 #endif
               << ", GPUs visible: " << tether::cuda_device_count() << "\n";
   });
+
+  tether::add_bench_command(app);
 
   auto* demo = app.add_subcommand("demo", "Pretrain on Fashion-MNIST 0-4, fine-tune on 5-9 with several methods, compare");
   demo->allow_extras();

@@ -1,5 +1,6 @@
-// Random fills on the CPU. Element i of a draw uses counter (offset + i) of the Philox stream,
-// so the values do not depend on the number of threads (and match the CUDA kernels).
+// Random fills on the CPU. A draw of n values uses Philox blocks first .. first + ceil(n/4) - 1,
+// four values per block, so the values do not depend on the number of threads (and the CUDA
+// kernels can reproduce them).
 #include <cmath>
 
 #include "core/cpu/kernels.h"
@@ -8,53 +9,65 @@
 namespace tether::cpu {
 
 namespace {
-// Fills a contiguous tensor with value(i, seed, start) for each element i, in parallel.
-template <typename Fn>
-void fill_indexed(const Tensor& t, Generator& gen, uint64_t counters_per_element, Fn value) {
+// Fills a contiguous tensor four elements per Philox block: elements 4j..4j+3 come from
+// block (first + j), whose four 32-bit words `map` turns into four values. Parallel over
+// blocks, so the values do not depend on the number of threads.
+template <typename Map>
+void fill_blocks(const Tensor& t, Generator& gen, Map map) {
   TETHER_CHECK(t.is_contiguous(), "random fill needs a contiguous tensor, got ", t.str());
+  const int64_t n = t.numel();
+  const int64_t blocks = (n + 3) / 4;
   const uint64_t seed = gen.seed();
-  const uint64_t start = gen.advance(static_cast<uint64_t>(t.numel()) * counters_per_element);
+  const uint64_t first = gen.advance_blocks(static_cast<uint64_t>(blocks));
   dispatch_float(t.dtype(), "random fill", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     scalar_t* p = t.data<scalar_t>();
-    parallel_chunks(t.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        p[i] = static_cast<scalar_t>(value(seed, start + static_cast<uint64_t>(i) * counters_per_element));
+    parallel_chunks(blocks * 4, [&](int64_t b, int64_t e) {  // chunk bounds in elements
+      for (int64_t j = (b + 3) / 4; 4 * j < e; ++j) {  // the blocks whose first element is in [b, e)
+        const std::array<uint32_t, 4> w = philox4x32(seed, first + static_cast<uint64_t>(j), 0);
+        double v[4];
+        map(w, v);
+        for (int k = 0; k < 4 && 4 * j + k < n; ++k) p[4 * j + k] = static_cast<scalar_t>(v[k]);
+      }
     });
   });
 }
 
-// Uniform in (0, 1] from one 32-bit draw (never 0, so log() is finite).
-double unit_open0(uint64_t seed, uint64_t counter) {
-  return (static_cast<double>(philox_u32(seed, counter)) + 1.0) * (1.0 / 4294967296.0);
-}
+constexpr double kTwoPow32Inv = 1.0 / 4294967296.0;
+// [0, 1) from one 32-bit word, and (0, 1] (never 0, so log() is finite).
+inline double unit(uint32_t w) { return static_cast<double>(w) * kTwoPow32Inv; }
+inline double unit_open0(uint32_t w) { return (static_cast<double>(w) + 1.0) * kTwoPow32Inv; }
 }  // namespace
 
 void uniform_(const Tensor& t, double lo, double hi, Generator& gen) {
-  fill_indexed(t, gen, 1, [lo, hi](uint64_t seed, uint64_t c) {
-    return lo + (hi - lo) * static_cast<double>(philox_u32(seed, c)) * (1.0 / 4294967296.0);
+  fill_blocks(t, gen, [lo, hi](const std::array<uint32_t, 4>& w, double* v) {
+    for (int k = 0; k < 4; ++k) v[k] = lo + (hi - lo) * unit(w[k]);
   });
 }
 
 void normal_(const Tensor& t, double mean, double std, Generator& gen) {
-  // Box-Muller on two counters per element (the cosine branch only: simple and parallel).
-  fill_indexed(t, gen, 2, [mean, std](uint64_t seed, uint64_t c) {
-    const double u1 = unit_open0(seed, c), u2 = unit_open0(seed, c + 1);
-    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  // Box-Muller: each pair of words gives two normals (cosine and sine branches).
+  fill_blocks(t, gen, [mean, std](const std::array<uint32_t, 4>& w, double* v) {
+    for (int pair = 0; pair < 2; ++pair) {
+      const double r = std::sqrt(-2.0 * std::log(unit_open0(w[2 * pair])));
+      const double theta = 2.0 * M_PI * unit(w[2 * pair + 1]);
+      v[2 * pair] = mean + std * r * std::cos(theta);
+      v[2 * pair + 1] = mean + std * r * std::sin(theta);
+    }
   });
 }
 
 void bernoulli_(const Tensor& t, double p, Generator& gen) {
-  fill_indexed(t, gen, 1, [p](uint64_t seed, uint64_t c) {
-    return static_cast<double>(philox_u32(seed, c)) * (1.0 / 4294967296.0) < p ? 1.0 : 0.0;
+  fill_blocks(t, gen, [p](const std::array<uint32_t, 4>& w, double* v) {
+    for (int k = 0; k < 4; ++k) v[k] = unit(w[k]) < p ? 1.0 : 0.0;
   });
 }
 
 Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
   Tensor mask = Tensor::empty(shape, dtype);
   const double keep = 1.0 - p, scale = 1.0 / keep;
-  fill_indexed(mask, gen, 1, [keep, scale](uint64_t seed, uint64_t c) {
-    return static_cast<double>(philox_u32(seed, c)) * (1.0 / 4294967296.0) < keep ? scale : 0.0;
+  fill_blocks(mask, gen, [keep, scale](const std::array<uint32_t, 4>& w, double* v) {
+    for (int k = 0; k < 4; ++k) v[k] = unit(w[k]) < keep ? scale : 0.0;
   });
   return mask;
 }

@@ -1,6 +1,6 @@
 """PyTorch reference for a whole torchvision model (tests/models/test_model_parity.cpp).
 
-usage: ref_models.py OUT MODEL NUM_CLASSES INPUT_SIZE BATCH MODES
+usage: ref_models.py OUT MODEL NUM_CLASSES INPUT_SIZE BATCH MODES [f64]
 
 Seeded random weights (BN running statistics randomised too, so eval mode is meaningful) are
 written under torchvision's names as `w.<name>`, with an input batch `input` and targets
@@ -8,6 +8,11 @@ written under torchvision's names as `w.<name>`, with an input batch `input` and
 `<mode>.grad.<param>` for every parameter, `<mode>.grad.input`, and after the train forward the
 updated BN buffers as `<mode>.state.<name>`. Dropout and stochastic depth are off (SPEC 9's
 `tether forward` convention): their modules stay in eval mode.
+
+With `f64`, the same computation in float64 is added as `<mode>.grad64.*` / `<mode>.logits64`:
+the truth against which both float32 implementations are measured where a train-mode
+batch norm over few values makes float32 gradients ill-conditioned (PyTorch's own float32
+gradients then differ from the truth by about 1%).
 """
 import sys
 
@@ -17,6 +22,7 @@ import torchvision
 from st import save
 
 out_path, name, num_classes, size, batch, modes = sys.argv[1:7]
+with_f64 = len(sys.argv) > 7 and sys.argv[7] == "f64"
 num_classes, size, batch = int(num_classes), int(size), int(batch)
 torch.manual_seed(0)
 model = getattr(torchvision.models, name)(num_classes=num_classes)
@@ -32,25 +38,31 @@ x = torch.randn(batch, 3, size, size)
 target = torch.randint(0, num_classes, (batch,))
 out["input"], out["target"] = x, target
 
-for mode in modes.split(","):
+def run(model, mode, dtype, suffix):
     model.load_state_dict({k[2:]: v for k, v in out.items() if k.startswith("w.")})
     model.train(mode == "train")
     for m in model.modules():
         if isinstance(m, (torch.nn.Dropout, torchvision.ops.StochasticDepth)):
             m.eval()
     model.zero_grad()
-    xi = x.clone().requires_grad_(True)
+    xi = x.detach().to(dtype).clone().requires_grad_(True)
     logits = model(xi)
     loss = torch.nn.functional.cross_entropy(logits, target)
     loss.backward()
-    out[f"{mode}.logits"] = logits.detach()
-    out[f"{mode}.loss"] = loss.detach().reshape(1)
-    out[f"{mode}.grad.input"] = xi.grad
+    out[f"{mode}.logits{suffix}"] = logits.detach()
+    out[f"{mode}.loss{suffix}"] = loss.detach().reshape(1)
+    out[f"{mode}.grad{suffix}.input"] = xi.grad
     for k, p in model.named_parameters():
-        out[f"{mode}.grad.{k}"] = p.grad
-    if mode == "train":
+        out[f"{mode}.grad{suffix}.{k}"] = p.grad.clone()  # zero_grad() zeroes in place
+    if mode == "train" and suffix == "":
         for k, v in model.state_dict().items():
             if "running" in k or "num_batches" in k:
                 out[f"{mode}.state.{k}"] = v.clone()
+
+for mode in modes.split(","):
+    run(model, mode, torch.float32, "")
+    if with_f64:
+        run(model.double(), mode, torch.float64, "64")
+        model.float()
 
 save(out_path, out)

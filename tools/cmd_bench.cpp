@@ -1,0 +1,119 @@
+// `tether bench`: training-step and inference throughput of a model (img/s, median of timed
+// runs after warm-up) and the process's peak resident memory, for comparison with
+// tools/bench_torch.py, which measures the same in PyTorch (tools/bench/run_model_bench.sh
+// runs both side by side).
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "layers/dropout.h"
+#include "models/registry.h"
+
+namespace tether {
+
+namespace {
+
+struct BenchOptions {
+  std::string model = "resnet50";
+  int64_t batch = 16, size = 224, num_classes = 1000;
+  int threads = 0, warmup = 2, iters = 10;
+  std::string mode = "both";  // train | infer | both
+  bool json = false;
+};
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+template <typename Step>
+double median_seconds(int warmup, int iters, Step step) {
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> times;
+  for (int i = 0; i < iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+void run_bench(const BenchOptions& o) {
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  manual_seed(0);
+  models::ModelPtr model = models::create_model(o.model, {.num_classes = o.num_classes});
+  Generator gen(1);
+  Tensor x = Tensor::empty({o.batch, 3, o.size, o.size});
+  ops::normal_(x, 0.0, 1.0, gen);
+  Tensor target = Tensor::empty({o.batch}, DType::i64);
+  {
+    int64_t* t = target.data<int64_t>();
+    for (int64_t i = 0; i < o.batch; ++i) t[i] = static_cast<int64_t>(gen.next_below(o.num_classes));
+  }
+  nlohmann::json result = {{"model", o.model},     {"batch", o.batch},    {"size", o.size},
+                           {"threads", omp_get_max_threads()}, {"iters", o.iters}, {"framework", "tether"}};
+  if (o.mode == "infer" || o.mode == "both") {
+    model->eval();
+    const double s = median_seconds(o.warmup, o.iters, [&] {
+      NoGradGuard no_grad;
+      (*model)(x);
+    });
+    result["infer_img_s"] = static_cast<double>(o.batch) / s;
+    result["infer_peak_rss_mb"] = peak_rss_mb();
+  }
+  if (o.mode == "train" || o.mode == "both") {
+    model->train();
+    const std::vector<Tensor> params = model->parameters();
+    const double s = median_seconds(o.warmup, o.iters, [&] {
+      model->zero_grad();
+      Tensor loss = cross_entropy((*model)(x), target);
+      loss.backward();
+      NoGradGuard no_grad;  // plain SGD step, as torch.optim.SGD(lr) without momentum
+      for (const Tensor& p : params)
+        if (p.grad().defined()) ops::axpy_(p, -1e-4, p.grad());
+    });
+    result["train_img_s"] = static_cast<double>(o.batch) / s;
+  }
+  result["peak_rss_mb"] = peak_rss_mb();
+  if (o.json) {
+    std::cout << result.dump() << "\n";
+    return;
+  }
+  std::cout << o.model << " batch " << o.batch << " at " << o.size << "x" << o.size << ", "
+            << result["threads"].get<int>() << " threads, median of " << o.iters << " after " << o.warmup << " warm-up\n";
+  if (result.contains("train_img_s")) std::cout << "  train step: " << result["train_img_s"].get<double>() << " img/s\n";
+  if (result.contains("infer_img_s")) std::cout << "  inference:  " << result["infer_img_s"].get<double>() << " img/s\n";
+  std::cout << "  peak RSS:   " << result["peak_rss_mb"].get<double>() << " MB\n";
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Training-step and inference throughput and peak memory of a model");
+  cmd->add_option("--model", o->model, "model name (tether models)")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--size", o->size, "input height and width")->check(CLI::Range(16, 4096))->capture_default_str();
+  cmd->add_option("--num-classes", o->num_classes, "classifier outputs")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (0: OpenMP's default)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", o->warmup, "untimed runs first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--iters", o->iters, "timed runs (the median is reported)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--mode", o->mode, "train, infer or both")->check(CLI::IsMember({"train", "infer", "both"}))->capture_default_str();
+  cmd->add_flag("--json", o->json, "one JSON line instead of text");
+  cmd->add_option("--device", [](const CLI::results_t& r) {
+    TETHER_CHECK(Device::parse(r[0]).is_cpu(), "bench: --device ", r[0], " is not available in this build's kernels yet");
+    return true;
+  }, "cpu (cuda arrives with the CUDA back end)");
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace tether

@@ -11,11 +11,12 @@
 // their GEMMs would have a single row.
 //
 // Parallel schemes (chosen per call, see Plan):
-// - by image: each thread takes whole images (dynamically, so a thread slowed down by other
-//   jobs on the machine does not hold the others up), with its own column buffer and
-//   single-threaded GEMMs; the column matrix is built a band of output pixels at a time so
-//   it stays in the L2 cache between im2col and the GEMM; backward-weight sums per-thread
-//   partial gradients;
+// - by image: each thread takes whole images, with its own column buffer and single-threaded
+//   GEMMs; the column matrix is built a band of output pixels at a time so it stays in the
+//   L2 cache between im2col and the GEMM. Forward and backward-data deal images dynamically
+//   (a thread slowed down by other jobs does not hold the others up; each image's result
+//   does not depend on its thread); backward-weight sums per-thread partial gradients and
+//   deals images statically, so its rounding is the same from run to run;
 // - by chunk: for small feature maps (or fewer images than threads), a chunk of images is
 //   laid side by side as columns [K, images * OH*OW], so the GEMMs are wide enough; the
 //   columns (for backward-weight: dw's K columns) are split evenly among the threads,
@@ -441,20 +442,25 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         T* yn = y + n * g.O * g.OHW;
-        // y starts as the bias, and every GEMM accumulates onto it.
-        for (int64_t o = 0; o < g.O; ++o) std::fill(yn + o * g.OHW, yn + (o + 1) * g.OHW, bias ? bias[o] : T(0));
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* xg = x + (n * g.C + gi * g.Cg) * g.HW;
           const T* wg = w + gi * g.Og * g.K;
           T* yg = yn + gi * g.Og * g.OHW;
-          if (g.pointwise) {
-            gemm<T>(false, false, g.Og, g.OHW, g.K, wg, g.K, xg, g.HW, true, yg, g.OHW);
-            continue;
-          }
           for (int64_t p0 = 0; p0 < g.OHW; p0 += plan.band) {
             const int64_t p1 = std::min(g.OHW, p0 + plan.band);
-            im2col(xg, g, 0, g.Cg, p0, p1, col, p1 - p0);
-            gemm<T>(false, false, g.Og, p1 - p0, g.K, wg, g.K, col, p1 - p0, true, yg + p0, g.OHW);
+            if (g.pointwise) {
+              gemm<T>(false, false, g.Og, p1 - p0, g.K, wg, g.K, xg + p0, g.HW, false, yg + p0, g.OHW);
+            } else {
+              im2col(xg, g, 0, g.Cg, p0, p1, col, p1 - p0);
+              gemm<T>(false, false, g.Og, p1 - p0, g.K, wg, g.K, col, p1 - p0, false, yg + p0, g.OHW);
+            }
+            // y = conv(x) + b: the bias is added after the product, while the band is in cache.
+            if (bias)
+              for (int64_t o = 0; o < g.Og; ++o) {
+                T* row = yg + o * g.OHW;
+                const T bv = bias[gi * g.Og + o];
+                for (int64_t q = p0; q < p1; ++q) row[q] += bv;
+              }
           }
         }
       }
@@ -576,9 +582,11 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
       const int tid = omp_get_thread_num();
       T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
       // Thread 0 sums straight into gw; the others into their own buffers, added at the end.
+      // Images are dealt statically here, so the summation order (and the rounding) is the
+      // same from run to run.
       T* acc = tid == 0 ? gw : scratch<T>(1, wsize);
       bool fresh = tid == 0 ? !accumulate : true;  // acc holds nothing yet: overwrite it
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;

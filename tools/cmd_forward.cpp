@@ -50,6 +50,9 @@ Batch read_batch(const std::string& path) {
 
 void run_forward(const ForwardOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  const Batch batch = read_batch(opt.input);
+  TETHER_CHECK(!opt.grads || batch.target.defined(), "--grads needs a 'target' in '", opt.input,
+               "' (the gradients are those of the loss)");
   models::ModelPtr model = models::create_model(opt.model, {.num_classes = opt.num_classes});
   const models::WeightsReport report = models::load_weights(*model, opt.weights);
   if (!report.head_loaded) {
@@ -58,9 +61,6 @@ void run_forward(const ForwardOptions& opt) {
     TETHER_FAIL("'", opt.weights, "': tether forward needs every weight, head included, but ", why,
                 " (is --num-classes ", opt.num_classes, " the file's?)");
   }
-  const Batch batch = read_batch(opt.input);
-  TETHER_CHECK(!opt.grads || batch.target.defined(), "--grads needs a 'target' in '", opt.input,
-               "' (the gradients are those of the loss)");
 
   model->train(opt.mode == "train");
   model->apply([](const std::string&, nn::Module& m) {  // dropout and stochastic depth are always off

@@ -108,6 +108,7 @@ void add_forward_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--output", opt->output, "Where to write logits, loss and gradients (.safetensors)")->required();
   cmd->add_option("--mode", opt->mode, "eval: BN running statistics; train: BN batch statistics")
+      ->capture_default_str()
       ->check(CLI::IsMember({"eval", "train"}));
   cmd->add_flag("--grads", opt->grads, "Also write grad.<param> for every parameter and grad.input (needs 'target')");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: OpenMP's)")->check(CLI::PositiveNumber);

@@ -107,7 +107,9 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_option("file", opt->file, "Weights file (.safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--model", opt->model, "Check the file against this model (see `tether models`)")
       ->check(CLI::IsMember(models::model_names()));
-  cmd->add_option("--num-classes", opt->num_classes, "The model's number of classes")->check(CLI::PositiveNumber);
+  cmd->add_option("--num-classes", opt->num_classes, "The model's number of classes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->callback([opt] {
     const safetensors::File file = safetensors::load(opt->file);
     print_tensors(opt->file, file);

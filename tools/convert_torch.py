@@ -16,6 +16,7 @@ Checkpoints are read with torch.load(weights_only=True), which runs no code from
 import argparse
 import inspect
 import os
+import pickle
 import sys
 
 import torch
@@ -33,16 +34,20 @@ def dtype_name(t):
 
 def load_checkpoint(path, trust_pickle):
     safe_supported = "weights_only" in inspect.signature(torch.load).parameters
-    if trust_pickle:
-        return torch.load(path, map_location="cpu", **({"weights_only": False} if safe_supported else {}))
-    if not safe_supported:
+    if not trust_pickle and not safe_supported:
         sys.exit("convert_torch: this torch cannot load a checkpoint without running code from it; "
                  "pass --trust-pickle if you trust the file")
+    options = {"weights_only": not trust_pickle} if safe_supported else {}
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # the restricted unpickler met something beyond plain weights
-        sys.exit(f"convert_torch: cannot read {path} as plain weights ({type(e).__name__}: {e}).\n"
+        return torch.load(path, map_location="cpu", **options)
+    except pickle.UnpicklingError as e:
+        if trust_pickle:
+            raise
+        # The restricted unpickler met something beyond plain weights.
+        sys.exit(f"convert_torch: cannot read {path} as plain weights ({e}).\n"
                  "If you trust the file, pass --trust-pickle to allow arbitrary pickled objects.")
+    except Exception as e:  # not a checkpoint at all, or a damaged one
+        sys.exit(f"convert_torch: cannot read {path} as a PyTorch checkpoint ({type(e).__name__}: {e})")
 
 
 def find_state_dict(checkpoint, notes):
@@ -94,6 +99,8 @@ def main():
                         help="allow arbitrary pickled objects in the checkpoint (runs code from the file)")
     parser.add_argument("--list", action="store_true", help="print every tensor written")
     args = parser.parse_args()
+    if not os.path.isfile(args.input):
+        sys.exit(f"convert_torch: no such file: {args.input}")
     if sys.byteorder != "little":
         sys.exit("convert_torch: safetensors is little-endian; this machine is not")
     output = args.output

@@ -18,7 +18,7 @@ using testing::RunResult;
 
 namespace {
 
-RunResult tether_cli(const std::string& args) { return testing::run_command(TETHER_BINARY_DIR "/tether " + args); }
+RunResult tether_cli(const std::string& args) { return testing::run_command("'" TETHER_BINARY_DIR "/tether' " + args); }
 
 // Weights of a resnet18 with 10 classes and non-trivial BN running statistics (eval != train),
 // made once (creating a model takes a while).
@@ -37,10 +37,16 @@ const std::map<std::string, Tensor>& resnet18_weights() {
   return weights;
 }
 
-// What `tether forward --grads` should write, computed through the library. Loads the weights
-// each time: a train-mode forward updates the BN running statistics.
+// What `tether forward --grads --threads 1` should write, computed through the library on one
+// thread too (equal to the bit needs the same thread count; one is also the fastest on a busy
+// machine). Loads the weights each time: a train-mode forward updates the BN running statistics.
 std::map<std::string, Tensor> library_forward(models::Model& model, const std::string& weights, const Tensor& input,
                                               const Tensor& target, bool train) {
+  struct OneThread {
+    int saved = omp_get_max_threads();
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(saved); }
+  } one_thread;
   REQUIRE(models::load_weights(model, weights).head_loaded);
   model.train(train);  // resnet18 has no dropout or stochastic depth
   model.zero_grad();
@@ -64,7 +70,7 @@ TEST_SUITE("tools") {
     const Tensor target = Tensor::from_vector<int64_t>({3, 7}, {2});
     safetensors::save(in, {{"input", input}, {"target", target}});
     const std::string common = "forward --model resnet18 --num-classes 10 --weights " + weights + " --input " + in +
-                               " --output " + out + " --threads " + std::to_string(omp_get_max_threads());
+                               " --output " + out + " --threads 1";
 
     const models::ModelPtr model = models::create_model("resnet18", {.num_classes = 10});
     std::vector<float> eval_logits;
@@ -105,6 +111,14 @@ TEST_SUITE("tools") {
     CHECK(r.code == 1);
     CHECK(contains(r.output, "tether: "));
     CHECK(contains(r.output, "target"));
+  }
+
+  TEST_CASE("tether models lists the registry") {
+    const RunResult r = tether_cli("models");
+    CHECK(r.code == 0);
+    std::string expected;
+    for (const std::string& name : models::model_names()) expected += name + "\n";
+    CHECK(r.output == expected);
   }
 
   TEST_CASE("tether forward and inspect: bad flags and files exit non-zero naming the culprit") {
@@ -197,7 +211,7 @@ torch.save({"epoch": 7, "arch": "tiny", "state_dict": state}, sys.argv[1])
     RunResult r = testing::run_command("/usr/bin/python3 " + script + " " + checkpoint);
     INFO(r.output);
     REQUIRE(r.code == 0);
-    const std::string convert = "/usr/bin/python3 " TETHER_SOURCE_DIR "/tools/convert_torch.py " + checkpoint;
+    const std::string convert = "/usr/bin/python3 '" TETHER_SOURCE_DIR "/tools/convert_torch.py' " + checkpoint;
 
     r = testing::run_command(convert);
     INFO(r.output);

@@ -10,5 +10,6 @@ namespace tether::cli {
 void add_models_command(CLI::App& app);   // tools/cmd_models.cpp
 void add_inspect_command(CLI::App& app);  // tools/cmd_inspect.cpp
 void add_forward_command(CLI::App& app);  // tools/cmd_forward.cpp
+void add_bench_command(CLI::App& app);    // tools/cmd_bench.cpp
 
 }  // namespace tether::cli

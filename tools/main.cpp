@@ -8,10 +8,6 @@
 #include "core/device.h"
 #include "tools/commands.h"
 
-namespace tether {
-void add_bench_command(CLI::App& app);
-}
-
 int main(int argc, char** argv) {
   CLI::App app{"tether: fine-tuning pretrained CNNs with an inductive bias toward the pretrained weights"};
   app.require_subcommand(1);
@@ -29,8 +25,6 @@ int main(int argc, char** argv) {
               << ", GPUs visible: " << tether::cuda_device_count() << "\n";
   });
 
-  tether::add_bench_command(app);
-
   auto* demo = app.add_subcommand("demo", "Pretrain on Fashion-MNIST 0-4, fine-tune on 5-9 with several methods, compare");
   demo->allow_extras();
   demo->callback([] {
@@ -41,6 +35,7 @@ int main(int argc, char** argv) {
   tether::cli::add_models_command(app);
   tether::cli::add_inspect_command(app);
   tether::cli::add_forward_command(app);
+  tether::cli::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

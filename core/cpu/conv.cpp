@@ -11,23 +11,35 @@
 // their GEMMs would have a single row.
 //
 // Parallel schemes (chosen per call, see Plan):
-// - by image: each thread takes whole images, with its own column buffer and single-threaded
-//   GEMMs; the column matrix is built a band of output rows at a time so it stays in the L2
-//   cache between im2col and the GEMM; backward-weight sums per-thread partial gradients;
+// - by image: each thread takes whole images (dynamically, so a thread slowed down by other
+//   jobs on the machine does not hold the others up), with its own column buffer and
+//   single-threaded GEMMs; the column matrix is built a band of output pixels at a time so
+//   it stays in the L2 cache between im2col and the GEMM; backward-weight sums per-thread
+//   partial gradients;
 // - by chunk: for small feature maps (or fewer images than threads), a chunk of images is
-//   laid side by side in one column matrix [K, images * OH*OW] and each product is one large
-//   GEMM that Eigen spreads over the threads.
+//   laid side by side as columns [K, images * OH*OW], so the GEMMs are wide enough; the
+//   columns (for backward-weight: dw's K columns) are split evenly among the threads,
+//   each running single-threaded GEMMs (no synchronisation inside Eigen).
 // Scratch buffers are per thread and only grow, so steady-state training allocates nothing here.
 
 // GCC 12 emits false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code
 // (_mm512_undefined_* used as a don't-care operand); silence them for this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+// With -march=native on AMD Zen 4, GCC 12 tunes for znver3 and folds the lhs loads of
+// Eigen's GEBP micro-kernel into every FMA (12 x 64-byte loads per 12 FMAs), which makes the
+// kernel load-bound at ~65% of peak; Ice Lake tuning keeps them in registers (~85%).
+// Applies to everything in this file, including the Eigen templates instantiated here.
+#pragma GCC target("tune=icelake-server")
+#endif
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -130,35 +142,99 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
   else run(a.transpose(), b.transpose());
 }
 
+// ---- strided row copies ----------------------------------------------------------------------
+// dst[i] = src[i*s] and dst[i*s] += src[i] for i in [0, n). Stride 2 (every downsampling conv)
+// gets an AVX-512 permute path: compilers otherwise emit gathers, ~4x slower than a copy.
+template <typename T>
+inline void gather_row(T* dst, const T* src, int64_t n, int64_t s) {
+  if (s == 1) {
+    if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+    return;
+  }
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (s == 2) {
+    // Each step reads src[2i .. 2i+2L-1]: stay one vector short of the end so the last
+    // (odd, unused) element read is still inside the row.
+    if constexpr (std::is_same_v<T, float>) {
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      for (; i + 17 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * i), even,
+                                                         _mm512_loadu_ps(src + 2 * i + 16)));
+    } else if constexpr (std::is_same_v<T, double>) {
+      const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+      for (; i + 9 <= n; i += 8)
+        _mm512_storeu_pd(dst + i, _mm512_permutex2var_pd(_mm512_loadu_pd(src + 2 * i), even,
+                                                         _mm512_loadu_pd(src + 2 * i + 8)));
+    }
+  }
+#endif
+  for (; i < n; ++i) dst[i] = src[i * s];
+}
+
+template <typename T>
+inline void scatter_add_row(T* dst, const T* src, int64_t n, int64_t s) {
+  if (s == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+    return;
+  }
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (s == 2) {
+    // Spread 16 (8) values to the even lanes of two vectors; odd lanes add 0. The odd
+    // elements are rewritten unchanged, so the caller must own the whole row (it does).
+    if constexpr (std::is_same_v<T, float>) {
+      const __m512i lo = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
+      const __m512i hi = _mm512_setr_epi32(8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14, 0, 15, 0);
+      for (; i + 17 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(src + i);
+        T* d = dst + 2 * i;
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_maskz_permutexvar_ps(0x5555, lo, v)));
+        _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), _mm512_maskz_permutexvar_ps(0x5555, hi, v)));
+      }
+    } else if constexpr (std::is_same_v<T, double>) {
+      const __m512i lo = _mm512_setr_epi64(0, 0, 1, 0, 2, 0, 3, 0);
+      const __m512i hi = _mm512_setr_epi64(4, 0, 5, 0, 6, 0, 7, 0);
+      for (; i + 9 <= n; i += 8) {
+        const __m512d v = _mm512_loadu_pd(src + i);
+        T* d = dst + 2 * i;
+        _mm512_storeu_pd(d, _mm512_add_pd(_mm512_loadu_pd(d), _mm512_maskz_permutexvar_pd(0x55, lo, v)));
+        _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), _mm512_maskz_permutexvar_pd(0x55, hi, v)));
+      }
+    }
+  }
+#endif
+  for (; i < n; ++i) dst[i * s] += src[i];
+}
+
 // ---- im2col / col2im -------------------------------------------------------------------------
 // For input channels [c0, c1) of one group of one image (x points at the group's channel 0)
-// and output rows [r0, r1): col[(c*KH + i)*KW + j][(oh - r0)*OW + ow] =
+// and output pixels [p0, p1) (p = oh*OW + ow): col[(c*KH + i)*KW + j][p - p0] =
 // x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding. Rows of col are `ldc` apart.
 template <typename T>
-void im2col(const T* x, const Geom& g, int64_t c0, int64_t c1, int64_t r0, int64_t r1, T* col, int64_t ldc) {
+void im2col(const T* x, const Geom& g, int64_t c0, int64_t c1, int64_t p0, int64_t p1, T* col, int64_t ldc) {
   const int64_t OW = g.OW;
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * g.HW;
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
-        T* dst = col + ((c * g.KH + i) * g.KW + j) * ldc;
+        T* dst = col + ((c * g.KH + i) * g.KW + j) * ldc - p0;  // indexed by p
         const int64_t woff = j * g.dw - g.pw;
         int64_t lo, hi;
         valid_range(woff, g.sw, g.W, OW, lo, hi);
-        for (int64_t oh = r0; oh < r1; ++oh, dst += OW) {
+        for (int64_t p = p0; p < p1;) {
+          const int64_t oh = p / OW, a = p - oh * OW, b = std::min(OW, a + (p1 - p));
+          T* d = dst + oh * OW;  // d[ow] is pixel (oh, ow)
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
           if (ih < 0 || ih >= g.H) {
-            std::fill(dst, dst + OW, T(0));
-            continue;
-          }
-          const T* src = xc + ih * g.W;
-          std::fill(dst, dst + lo, T(0));
-          if (g.sw == 1) {
-            std::memcpy(dst + lo, src + lo + woff, static_cast<size_t>(hi - lo) * sizeof(T));
+            std::fill(d + a, d + b, T(0));
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.sw + woff];
+            const int64_t va = std::clamp(lo, a, b), vb = std::clamp(hi, va, b);
+            std::fill(d + a, d + va, T(0));
+            gather_row(d + va, xc + ih * g.W + va * g.sw + woff, vb - va, g.sw);
+            std::fill(d + vb, d + b, T(0));
           }
-          std::fill(dst + hi, dst + OW, T(0));
+          p += b - a;
         }
       }
     }
@@ -167,25 +243,24 @@ void im2col(const T* x, const Geom& g, int64_t c0, int64_t c1, int64_t r0, int64
 
 // The adjoint of im2col: x[c][ih][iw] += col[...] for the same index map (x is the gradient).
 template <typename T>
-void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, int64_t r0, int64_t r1, T* x) {
+void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, int64_t p0, int64_t p1, T* x) {
   const int64_t OW = g.OW;
   for (int64_t c = c0; c < c1; ++c) {
     T* xc = x + c * g.HW;
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
-        const T* src = col + ((c * g.KH + i) * g.KW + j) * ldc;
+        const T* src = col + ((c * g.KH + i) * g.KW + j) * ldc - p0;
         const int64_t woff = j * g.dw - g.pw;
         int64_t lo, hi;
         valid_range(woff, g.sw, g.W, OW, lo, hi);
-        for (int64_t oh = r0; oh < r1; ++oh, src += OW) {
+        for (int64_t p = p0; p < p1;) {
+          const int64_t oh = p / OW, a = p - oh * OW, b = std::min(OW, a + (p1 - p));
           const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          T* dst = xc + ih * g.W;  // indexed with ow*sw + woff >= 0
-          if (g.sw == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow + woff] += src[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw + woff] += src[ow];
+          if (ih >= 0 && ih < g.H) {
+            const int64_t va = std::clamp(lo, a, b), vb = std::clamp(hi, va, b);
+            scatter_add_row(xc + ih * g.W + va * g.sw + woff, src + oh * OW + va, vb - va, g.sw);
           }
+          p += b - a;
         }
       }
     }
@@ -195,30 +270,52 @@ void col2im(const T* col, int64_t ldc, const Geom& g, int64_t c0, int64_t c1, in
 // ---- the plan: which parallel scheme, and band sizes -------------------------------------------
 struct Plan {
   bool by_image = true;
-  int64_t band_rows = 1;  // output rows per im2col band (by image)
-  int64_t chunk = 1;      // images per column matrix (by chunk)
+  int64_t band = 1;        // output pixels per im2col band (by image)
+  int64_t chunk = 1;       // columns per shared column matrix (by chunk; may span images)
+  int64_t chunk_band = 1;  // columns per band (by chunk)
 };
 
 // Column matrices of about this many bytes stay in L2 between im2col and the GEMM.
 constexpr int64_t kBandBytes = 512 * 1024;
 // Below this many output pixels per image, GEMMs per image are too thin: go by chunk.
 constexpr int64_t kMinPixelsByImage = 512;
-// By chunk, a column matrix holds at most this many bytes (it is shared by all threads).
-constexpr int64_t kChunkBytes = 32 << 20;
+// By chunk, a shared column matrix holds at most about this many bytes.
+constexpr int64_t kChunkBytes = 16 << 20;
 
 template <typename T>
 Plan make_plan(const Geom& g) {
   Plan p;
   const int nt = omp_get_max_threads();
-  const bool balanced = g.N >= nt && (g.N % nt == 0 || g.N >= 4 * nt);
-  p.by_image = nt == 1 || (balanced && g.OHW >= kMinPixelsByImage);
-  const int64_t col_bytes_per_row = g.K * g.OW * int64_t(sizeof(T));
-  p.band_rows = std::clamp<int64_t>(kBandBytes / std::max<int64_t>(col_bytes_per_row, 1), 1, g.OH);
-  // Keep at least ~256 columns per band so the GEMMs stay efficient.
-  p.band_rows = std::max(p.band_rows, std::min<int64_t>(g.OH, (256 + g.OW - 1) / g.OW));
-  const int64_t per_image = g.K * g.OHW * int64_t(sizeof(T));
-  p.chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image, 1), 1, g.N);
+  const bool balanced = g.N % nt == 0 || g.N >= 4 * nt;
+  p.by_image = balanced && g.OHW >= kMinPixelsByImage;
+  // A band: at least 256 pixels so the GEMMs stay efficient, a multiple of 48 (the GEMM
+  // micro-kernel's row count) unless it is the whole image. With a deep K the band cannot
+  // stay in L2 anyway; wider bands then repack the weights less often.
+  int64_t px = std::max<int64_t>(256, kBandBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1));
+  if (g.K >= 2048) px = std::max<int64_t>(px, 768);
+  p.chunk_band = (px + 47) / 48 * 48;
+  p.band = std::min(g.OHW, p.chunk_band);
+  const int64_t fit = kChunkBytes / std::max<int64_t>(g.K * int64_t(sizeof(T)), 1) / 48 * 48;
+  p.chunk = std::min(g.N * g.OHW, std::max(fit, 2 * p.chunk_band));
   return p;
+}
+
+// Part t of nt of [0, n), in units of `align` (the last part takes the remainder).
+inline void split_range(int64_t n, int t, int nt, int64_t align, int64_t& b, int64_t& e) {
+  const int64_t units = (n + align - 1) / align;
+  b = std::min(n, units * t / nt * align);
+  e = std::min(n, units * (t + 1) / nt * align);
+}
+
+// Calls fn(b, p0, p1, offset) for each image b whose pixels [p0, p1) fall in the columns
+// [c0, c1) of the whole batch (column = b*OHW + p); offset = b*OHW + p0 - c0.
+template <typename Fn>
+void for_image_segments(int64_t c0, int64_t c1, int64_t OHW, Fn&& fn) {
+  for (int64_t c = c0; c < c1;) {
+    const int64_t b = c / OHW, p0 = c - b * OHW, p1 = std::min(OHW, p0 + (c1 - c));
+    fn(b, p0, p1, c - c0);
+    c += p1 - p0;
+  }
 }
 
 // ---- depthwise (direct) ----------------------------------------------------------------------
@@ -295,34 +392,40 @@ template <typename T>
 void depthwise_backward_weight(const T* gy, const T* x, T* gw, const Geom& g, bool accumulate) {
   using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
   const int64_t m = g.Og, taps = g.KH * g.KW;
-  // Each thread owns whole filters: no reduction across threads.
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < g.O; ++o) {
-    std::vector<double> acc(static_cast<size_t>(taps), 0.0);
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* gyp = gy + (n * g.O + o) * g.OHW;
-      const T* xp = x + (n * g.C + o / m) * g.HW;
-      for (int64_t i = 0; i < g.KH; ++i) {
-        for (int64_t j = 0; j < g.KW; ++j) {
-          const int64_t woff = j * g.dw - g.pw;
-          int64_t lo, hi;
-          valid_range(woff, g.sw, g.W, g.OW, lo, hi);
-          if (hi <= lo) continue;
-          T s = T(0);
-          for (int64_t oh = 0; oh < g.OH; ++oh) {
-            const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            Eigen::Map<const Vec> gyr(gyp + oh * g.OW + lo, hi - lo);
-            const T* xs = xp + ih * g.W + lo * g.sw + woff;
-            if (g.sw == 1) s += gyr.dot(Eigen::Map<const Vec>(xs, hi - lo));
-            else s += gyr.dot(Eigen::Map<const Vec, 0, Eigen::InnerStride<>>(xs, hi - lo, Eigen::InnerStride<>(g.sw)));
+  // Each thread owns whole filters: no reduction across threads. Row dot products are
+  // vectorised in T; the sums over rows and images are kept in double.
+#pragma omp parallel
+  {
+    std::vector<double> acc(static_cast<size_t>(taps));
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < g.O; ++o) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t n = 0; n < g.N; ++n) {
+        const T* gyp = gy + (n * g.O + o) * g.OHW;
+        const T* xp = x + (n * g.C + o / m) * g.HW;
+        for (int64_t i = 0; i < g.KH; ++i) {
+          for (int64_t j = 0; j < g.KW; ++j) {
+            const int64_t woff = j * g.dw - g.pw;
+            int64_t lo, hi;
+            valid_range(woff, g.sw, g.W, g.OW, lo, hi);
+            if (hi <= lo) continue;
+            T s = T(0);
+            for (int64_t oh = 0; oh < g.OH; ++oh) {
+              const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+              if (ih < 0 || ih >= g.H) continue;
+              Eigen::Map<const Vec> gyr(gyp + oh * g.OW + lo, hi - lo);
+              const T* xs = xp + ih * g.W + lo * g.sw + woff;
+              if (g.sw == 1) s += gyr.dot(Eigen::Map<const Vec>(xs, hi - lo));
+              else s += gyr.dot(Eigen::Map<const Vec, 0, Eigen::InnerStride<>>(xs, hi - lo, Eigen::InnerStride<>(g.sw)));
+            }
+            acc[static_cast<size_t>(i * g.KW + j)] += s;
           }
-          acc[i * g.KW + j] += s;
         }
       }
+      T* gwp = gw + o * taps;
+      for (int64_t t = 0; t < taps; ++t)
+        gwp[t] = static_cast<T>((accumulate ? gwp[t] : T(0)) + acc[static_cast<size_t>(t)]);
     }
-    T* gwp = gw + o * taps;
-    for (int64_t t = 0; t < taps; ++t) gwp[t] = static_cast<T>((accumulate ? gwp[t] : T(0)) + acc[t]);
   }
 }
 
@@ -331,19 +434,15 @@ template <typename T>
 void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
   if (g.depthwise) return depthwise_forward(x, w, bias, y, g);
   const Plan plan = make_plan<T>(g);
-  auto init_rows = [&](T* yn, int64_t o0, int64_t o1, int64_t len, int64_t ld) {
-    for (int64_t o = o0; o < o1; ++o) std::fill(yn + (o - o0) * ld, yn + (o - o0) * ld + len, bias ? bias[o] : T(0));
-  };
   if (plan.by_image) {
 #pragma omp parallel
     {
-      const int64_t band_cols = plan.band_rows * g.OW;
-      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
-#pragma omp for schedule(static)
+      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         T* yn = y + n * g.O * g.OHW;
         // y starts as the bias, and every GEMM accumulates onto it.
-        init_rows(yn, 0, g.O, g.OHW, g.OHW);
+        for (int64_t o = 0; o < g.O; ++o) std::fill(yn + o * g.OHW, yn + (o + 1) * g.OHW, bias ? bias[o] : T(0));
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* xg = x + (n * g.C + gi * g.Cg) * g.HW;
           const T* wg = w + gi * g.Og * g.K;
@@ -352,35 +451,42 @@ void forward_typed(const T* x, const T* w, const T* bias, T* y, const Geom& g) {
             gemm<T>(false, false, g.Og, g.OHW, g.K, wg, g.K, xg, g.HW, true, yg, g.OHW);
             continue;
           }
-          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
-            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
-            im2col(xg, g, 0, g.Cg, r0, r1, col, cols);
-            gemm<T>(false, false, g.Og, cols, g.K, wg, g.K, col, cols, true, yg + r0 * g.OW, g.OHW);
+          for (int64_t p0 = 0; p0 < g.OHW; p0 += plan.band) {
+            const int64_t p1 = std::min(g.OHW, p0 + plan.band);
+            im2col(xg, g, 0, g.Cg, p0, p1, col, p1 - p0);
+            gemm<T>(false, false, g.Og, p1 - p0, g.K, wg, g.K, col, p1 - p0, true, yg + p0, g.OHW);
           }
         }
       }
     }
     return;
   }
-  // By chunk: col [K, nb*OHW] and out [Og, nb*OHW] shared; GEMMs threaded by Eigen.
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-    T* col = scratch<T>(0, g.K * cols);
-    T* out = scratch<T>(1, g.Og * cols);
-    for (int64_t gi = 0; gi < g.G; ++gi) {
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t c = 0; c < g.Cg; ++c)
-          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, c, c + 1, 0, g.OH, col + b * g.OHW, cols);
-      gemm<T>(false, false, g.Og, cols, g.K, w + gi * g.Og * g.K, g.K, col, cols, false, out, cols);
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t o = 0; o < g.Og; ++o) {
-          const T* src = out + o * cols + b * g.OHW;
-          T* dst = y + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW;
-          const T bv = bias ? bias[gi * g.Og + o] : T(0);
-          for (int64_t p = 0; p < g.OHW; ++p) dst[p] = src[p] + bv;
-        }
+  // By chunk: the batch's columns (image-major) are split among the threads; each builds
+  // its own columns a band at a time, multiplies and scatters them into y. No
+  // synchronisation, no shared buffer.
+#pragma omp parallel
+  {
+    int64_t c0, c1;
+    split_range(g.N * g.OHW, omp_get_thread_num(), omp_get_num_threads(), 48, c0, c1);
+    T* col = scratch<T>(0, g.K * std::min(c1 - c0, plan.chunk_band));
+    T* out = scratch<T>(1, g.Og * std::min(c1 - c0, plan.chunk_band));
+    // Bands of multiples of 48 columns from a multiple of 48 (the GEMM micro-kernel's rows).
+    for (int64_t b0 = c0; b0 < c1; b0 += plan.chunk_band) {
+      const int64_t b1 = std::min(c1, b0 + plan.chunk_band), nc = b1 - b0;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, nc);
+        });
+        gemm<T>(false, false, g.Og, nc, g.K, w + gi * g.Og * g.K, g.K, col, nc, false, out, nc);
+        for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          for (int64_t o = 0; o < g.Og; ++o) {
+            const T* src = out + o * nc + off;
+            T* dst = y + (b * g.O + gi * g.Og + o) * g.OHW + p0;
+            const T bv = bias ? bias[gi * g.Og + o] : T(0);
+            for (int64_t q = 0; q < p1 - p0; ++q) dst[q] = src[q] + bv;
+          }
+        });
+      }
     }
   }
 }
@@ -393,9 +499,8 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
   if (plan.by_image) {
 #pragma omp parallel
     {
-      const int64_t band_cols = plan.band_rows * g.OW;
-      T* dcol = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
-#pragma omp for schedule(static)
+      T* dcol = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;
@@ -406,35 +511,53 @@ void backward_data_typed(const T* gy, const T* w, T* gx, const Geom& g, bool acc
             continue;
           }
           if (!accumulate) std::fill(gxg, gxg + g.Cg * g.HW, T(0));
-          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
-            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
-            gemm<T>(true, false, g.K, cols, g.Og, wg, g.K, gyg + r0 * g.OW, g.OHW, false, dcol, cols);
-            col2im(dcol, cols, g, 0, g.Cg, r0, r1, gxg);
+          for (int64_t p0 = 0; p0 < g.OHW; p0 += plan.band) {
+            const int64_t p1 = std::min(g.OHW, p0 + plan.band);
+            gemm<T>(true, false, g.K, p1 - p0, g.Og, wg, g.K, gyg + p0, g.OHW, false, dcol, p1 - p0);
+            col2im(dcol, p1 - p0, g, 0, g.Cg, p0, p1, gxg);
           }
         }
       }
     }
     return;
   }
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-    T* dcol = scratch<T>(0, g.K * cols);
-    T* gyc = scratch<T>(1, g.Og * cols);
-    for (int64_t gi = 0; gi < g.G; ++gi) {
-      // Gather dy_g of the chunk side by side: [Og, nb*OHW].
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t o = 0; o < g.Og; ++o)
-          std::memcpy(gyc + o * cols + b * g.OHW, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW,
-                      static_cast<size_t>(g.OHW) * sizeof(T));
-      gemm<T>(true, false, g.K, cols, g.Og, w + gi * g.Og * g.K, g.K, gyc, cols, false, dcol, cols);
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t c = 0; c < g.Cg; ++c) {
-          T* gxc = gx + ((n0 + b) * g.C + gi * g.Cg) * g.HW;
-          if (!accumulate) std::fill(gxc + c * g.HW, gxc + (c + 1) * g.HW, T(0));
-          col2im(dcol + b * g.OHW, cols, g, c, c + 1, 0, g.OH, gxc);
+  // By chunk: the batch's columns are taken a chunk at a time into one shared dcol; each
+  // thread gathers dy and computes dcol for its share of the chunk's columns, then, after a
+  // barrier, col2im runs in parallel over (image, channel).
+  const int64_t total = g.N * g.OHW;
+  T* dcol = scratch<T>(0, g.K * plan.chunk);
+#pragma omp parallel
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    if (!accumulate) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < g.N * g.C; ++i) std::fill(gx + i * g.HW, gx + (i + 1) * g.HW, T(0));
+    }
+    T* gyc = scratch<T>(1, g.Og * plan.chunk_band);
+    for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+      const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
+      int64_t c0, c1;
+      split_range(cols, tid, nth, 48, c0, c1);
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for (int64_t b0 = q0 + c0; b0 < q0 + c1; b0 += plan.chunk_band) {
+          const int64_t b1 = std::min(q0 + c1, b0 + plan.chunk_band), nc = b1 - b0;
+          for_image_segments(b0, b1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+            for (int64_t o = 0; o < g.Og; ++o)
+              std::memcpy(gyc + o * nc + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
+                          static_cast<size_t>(p1 - p0) * sizeof(T));
+          });
+          gemm<T>(true, false, g.K, nc, g.Og, w + gi * g.Og * g.K, g.K, gyc, nc, false, dcol + (b0 - q0), cols);
         }
+#pragma omp barrier
+        const int64_t first = q0 / g.OHW, last = (q1 - 1) / g.OHW;
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = first; b <= last; ++b)
+          for (int64_t c = 0; c < g.Cg; ++c) {
+            const int64_t p0 = std::max(q0, b * g.OHW) - b * g.OHW, p1 = std::min(q1, (b + 1) * g.OHW) - b * g.OHW;
+            col2im(dcol + (b * g.OHW + p0 - q0), cols, g, c, c + 1, p0, p1, gx + (b * g.C + gi * g.Cg) * g.HW);
+          }
+        // (the loop's implicit barrier keeps dcol until every col2im is done)
+      }
     }
   }
 }
@@ -451,12 +574,11 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
-      const int64_t band_cols = plan.band_rows * g.OW;
-      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * band_cols);
+      T* col = g.pointwise ? nullptr : scratch<T>(0, g.K * plan.band);
       // Thread 0 sums straight into gw; the others into their own buffers, added at the end.
       T* acc = tid == 0 ? gw : scratch<T>(1, wsize);
       bool fresh = tid == 0 ? !accumulate : true;  // acc holds nothing yet: overwrite it
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t gi = 0; gi < g.G; ++gi) {
           const T* gyg = gy + (n * g.O + gi * g.Og) * g.OHW;
@@ -466,10 +588,10 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
             gemm<T>(false, true, g.Og, g.K, g.OHW, gyg, g.OHW, xg, g.HW, !fresh, accg, g.K);
             continue;
           }
-          for (int64_t r0 = 0; r0 < g.OH; r0 += plan.band_rows) {
-            const int64_t r1 = std::min(g.OH, r0 + plan.band_rows), cols = (r1 - r0) * g.OW;
-            im2col(xg, g, 0, g.Cg, r0, r1, col, cols);
-            gemm<T>(false, true, g.Og, g.K, cols, gyg + r0 * g.OW, g.OHW, col, cols, !fresh || r0 > 0, accg, g.K);
+          for (int64_t p0 = 0; p0 < g.OHW; p0 += plan.band) {
+            const int64_t p1 = std::min(g.OHW, p0 + plan.band);
+            im2col(xg, g, 0, g.Cg, p0, p1, col, p1 - p0);
+            gemm<T>(false, true, g.Og, g.K, p1 - p0, gyg + p0, g.OHW, col, p1 - p0, !fresh || p0 > 0, accg, g.K);
           }
         }
         fresh = false;
@@ -487,22 +609,57 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
     }
     return;
   }
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t nb = std::min(plan.chunk, g.N - n0), cols = nb * g.OHW;
-    T* col = scratch<T>(0, g.K * cols);
-    T* gyc = scratch<T>(1, g.Og * cols);
-    const bool add = accumulate || n0 > 0;
-    for (int64_t gi = 0; gi < g.G; ++gi) {
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t c = 0; c < g.Cg; ++c)
-          im2col(x + ((n0 + b) * g.C + gi * g.Cg) * g.HW, g, c, c + 1, 0, g.OH, col + b * g.OHW, cols);
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        for (int64_t o = 0; o < g.Og; ++o)
-          std::memcpy(gyc + o * cols + b * g.OHW, gy + ((n0 + b) * g.O + gi * g.Og + o) * g.OHW,
-                      static_cast<size_t>(g.OHW) * sizeof(T));
-      gemm<T>(false, true, g.Og, g.K, cols, gyc, cols, col, cols, add, gw + gi * g.Og * g.K, g.K);
+  // By chunk: the batch's columns are taken a chunk at a time (col [K, chunk], dy [Og, chunk]).
+  const int64_t total = g.N * g.OHW;
+  const int nt = omp_get_max_threads();
+  if (g.G >= nt) {
+    // Many groups: each thread takes whole groups, with private buffers; no sharing at all.
+#pragma omp parallel
+    {
+      T* col = scratch<T>(0, g.K * plan.chunk);
+      T* gyc = scratch<T>(1, g.Og * plan.chunk);
+      for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+        const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
+#pragma omp for schedule(static)
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          for_image_segments(q0, q1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+            im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + off, cols);
+            for (int64_t o = 0; o < g.Og; ++o)
+              std::memcpy(gyc + o * cols + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
+                          static_cast<size_t>(p1 - p0) * sizeof(T));
+          });
+          gemm<T>(false, true, g.Og, g.K, cols, gyc, cols, col, cols, accumulate || q0 > 0, gw + gi * g.Og * g.K, g.K);
+        }
+      }
+    }
+    return;
+  }
+  // Few groups: col and dy of a chunk are built in shared buffers, each thread its share of
+  // the columns; after a barrier, each thread computes its share of dw's columns (K).
+  T* col = scratch<T>(0, g.K * plan.chunk);
+  T* gyc = scratch<T>(1, g.Og * plan.chunk);
+#pragma omp parallel
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    int64_t k0, k1;
+    split_range(g.K, tid, nth, 48, k0, k1);
+    for (int64_t q0 = 0; q0 < total; q0 += plan.chunk) {
+      const int64_t q1 = std::min(total, q0 + plan.chunk), cols = q1 - q0;
+      int64_t c0, c1;
+      split_range(cols, tid, nth, 48, c0, c1);
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for_image_segments(q0 + c0, q0 + c1, g.OHW, [&](int64_t b, int64_t p0, int64_t p1, int64_t off) {
+          im2col(x + (b * g.C + gi * g.Cg) * g.HW, g, 0, g.Cg, p0, p1, col + c0 + off, cols);
+          for (int64_t o = 0; o < g.Og; ++o)
+            std::memcpy(gyc + o * cols + c0 + off, gy + (b * g.O + gi * g.Og + o) * g.OHW + p0,
+                        static_cast<size_t>(p1 - p0) * sizeof(T));
+        });
+#pragma omp barrier
+        if (k1 > k0)
+          gemm<T>(false, true, g.Og, k1 - k0, cols, gyc, cols, col + k0 * cols, cols, accumulate || q0 > 0,
+                  gw + gi * g.Og * g.K + k0, g.K);
+#pragma omp barrier
+      }
     }
   }
 }

@@ -1,9 +1,10 @@
 // GEMM, matmul and conv2d kernels against naive double-precision loops: every transpose
 // case, alpha/beta, strided and transposed views; NumPy matmul shapes; convolutions with
 // stride, padding, dilation, groups (depthwise included), 1x1, non-square shapes, batch 1
-// and 3, on 1 and 2 threads (both parallel schemes), and the `accumulate` flag both ways.
+// and 3, on 1, 2 and 3 threads (both parallel schemes), and the `accumulate` flag both ways.
 #include <omp.h>
 
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -14,11 +15,11 @@ using namespace tether::testing;
 
 namespace {
 
-// Runs body() with the OpenMP thread count set to each of 1 and 2, then restores it.
+// Runs body() with the OpenMP thread count set to each of `counts`, then restores it.
 template <typename Fn>
-void for_thread_counts(Fn&& body) {
+void for_thread_counts(Fn&& body, std::initializer_list<int> counts = {1, 2}) {
   const int saved = omp_get_max_threads();
-  for (int nt : {1, 2}) {
+  for (int nt : counts) {
     CAPTURE(nt);
     omp_set_num_threads(nt);
     body();
@@ -65,12 +66,15 @@ Tensor naive_matmul(Tensor a, Tensor b) {
   Shape out = batch;
   out.insert(out.end(), {M, N});
   Tensor C = Tensor::zeros(out, DType::f64);
+  const double* pa = A.data<double>();
+  const double* pb = B.data<double>();
+  double* pc = C.data<double>();
   for (int64_t t = 0; t < count; ++t)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         double s = 0;
-        for (int64_t k = 0; k < K; ++k) s += A.data<double>()[(t * M + i) * K + k] * B.data<double>()[(t * K + k) * N + j];
-        C.data<double>()[(t * M + i) * N + j] = s;
+        for (int64_t k = 0; k < K; ++k) s += pa[(t * M + i) * K + k] * pb[(t * K + k) * N + j];
+        pc[(t * M + i) * N + j] = s;
       }
   Shape final_shape = batch;
   if (!av) final_shape.push_back(M);
@@ -96,13 +100,14 @@ ops::Conv2dParams params_of(const ConvCase& c) {
 template <typename F>
 void for_each_tap(const ConvCase& c, int64_t OH, int64_t OW, F&& f) {
   const int64_t Cg = c.C / c.groups, Og = c.O / c.groups;
+  // (Output pixels innermost, so the input is read along rows: cache-friendly.)
   for (int64_t n = 0; n < c.N; ++n)
     for (int64_t o = 0; o < c.O; ++o)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow)
-          for (int64_t cc = 0; cc < Cg; ++cc)
-            for (int64_t i = 0; i < c.KH; ++i)
-              for (int64_t j = 0; j < c.KW; ++j) {
+      for (int64_t cc = 0; cc < Cg; ++cc)
+        for (int64_t i = 0; i < c.KH; ++i)
+          for (int64_t j = 0; j < c.KW; ++j)
+            for (int64_t oh = 0; oh < OH; ++oh)
+              for (int64_t ow = 0; ow < OW; ++ow) {
                 const int64_t ih = oh * c.sh - c.ph + i * c.dh, iw = ow * c.sw - c.pw + j * c.dw;
                 if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
                 f(n, o, oh, ow, (o / Og) * Cg + cc, cc, i, j, ih, iw);
@@ -141,8 +146,10 @@ NaiveConv naive_conv(const ConvCase& c, const Tensor& x_, const Tensor& w_, cons
 
 Tensor nan_like(const Tensor& t) { return Tensor::full(t.shape(), std::numeric_limits<double>::quiet_NaN(), t.dtype()); }
 
-// Checks forward and all three backward kernels of one case against the naive loops.
-void check_conv(const ConvCase& c, DType dtype, double rtol, double atol, uint64_t seed) {
+// Checks forward and all three backward kernels of one case against the naive loops, on
+// each thread count of `threads` (the reference is computed once).
+void check_conv(const ConvCase& c, DType dtype, double rtol, double atol, uint64_t seed,
+                std::initializer_list<int> threads = {1, 2}) {
   const ops::Conv2dParams p = params_of(c);
   Tensor x = randn({c.N, c.C, c.H, c.W}, seed, dtype);
   Tensor w = randn({c.O, c.C / c.groups, c.KH, c.KW}, seed + 1, dtype);
@@ -150,6 +157,7 @@ void check_conv(const ConvCase& c, DType dtype, double rtol, double atol, uint64
   const Shape ys = ops::conv2d_output_shape(x.shape(), w.shape(), p);
   Tensor gy = randn(ys, seed + 3, dtype);
   const NaiveConv ref = naive_conv(c, x, w, b, gy);
+  for_thread_counts([&] {
 
   TETHER_CHECK_CLOSE(ops::conv2d_forward(x, w, b, p), ref.y, rtol, atol);
   // Without bias: the reference minus the bias.
@@ -175,6 +183,7 @@ void check_conv(const ConvCase& c, DType dtype, double rtol, double atol, uint64
   TETHER_CHECK_CLOSE(gx2, plus(x0, ref.gx), rtol, atol);
   TETHER_CHECK_CLOSE(gw2, plus(w0, ref.gw), rtol, atol);
   TETHER_CHECK_CLOSE(gb2, plus(b0, ref.gb), rtol, atol);
+  }, threads);
 }
 
 const std::vector<ConvCase> kConvCases = {
@@ -194,7 +203,13 @@ const std::vector<ConvCase> kConvCases = {
     {2, 8, 5, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2},      // 1x1 grouped
     {3, 8, 7, 7, 4, 1, 1, 2, 2, 0, 0, 1, 1, 1},      // 1x1 stride 2
     {2, 3, 16, 16, 4, 7, 7, 2, 2, 3, 3, 1, 1, 1},    // 7x7 stride 2 (a stem)
-    {2, 64, 24, 24, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // large enough for bands of output rows
+    {2, 64, 24, 24, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // large enough for bands of output pixels
+    {2, 64, 25, 25, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // bands that end mid-row
+    {3, 64, 12, 12, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   // small maps: bands spanning images
+    {3, 512, 20, 30, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1},  // deep K, 3 images on 2 threads: 2 column chunks
+    {2, 3, 12, 40, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1},    // stride 2 on long rows (vector paths)
+    {3, 4, 9, 41, 4, 3, 3, 2, 2, 1, 1, 1, 1, 4},     // depthwise stride 2, long rows
+    {2, 5, 6, 37, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1},     // 1x1 stride 2, long odd rows
     {2, 16, 32, 24, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1},   // 1x1 on a large map (per-image GEMMs)
     {2, 4, 30, 30, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4},    // depthwise-like grouped (2 in per group)
     {2, 3, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1, 1},      // kernel as large as the input
@@ -320,9 +335,8 @@ TEST_SUITE("ops") {
   }
 
   TEST_CASE("conv2d kernels vs naive loops (f64, both parallel schemes)") {
-    for_thread_counts([&] {
-      uint64_t seed = 100;
-      for (const ConvCase& c : kConvCases) {
+    uint64_t seed = 100;
+    for (const ConvCase& c : kConvCases) {
         CAPTURE(c.N);
         CAPTURE(c.C);
         CAPTURE(c.H);
@@ -335,13 +349,21 @@ TEST_SUITE("ops") {
         CAPTURE(c.dh);
         CAPTURE(c.groups);
         check_conv(c, DType::f64, 1e-10, 1e-10, seed += 10);
-      }
-    });
+    }
+  }
+
+  TEST_CASE("conv2d kernels on 3 threads (uneven splits, more threads than groups)") {
+    for (size_t i : {1, 5, 6, 12, 21}) {
+      CAPTURE(i);
+      check_conv(kConvCases[i], DType::f64, 1e-10, 1e-10, 300 + i, {3});
+    }
   }
 
   TEST_CASE("conv2d kernels in f32") {
-    for (const ConvCase& c : {kConvCases[1], kConvCases[6], kConvCases[8], kConvCases[13], kConvCases[15]})
-      check_conv(c, DType::f32, 1e-4, 1e-4, 7);
+    for (size_t i : {1, 6, 8, 13, 15, 17, 18, 19, 20, 21}) {
+      CAPTURE(i);
+      check_conv(kConvCases[i], DType::f32, 1e-4, 1e-4, 7);
+    }
   }
 
   TEST_CASE("conv2d: non-contiguous inputs and outputs") {

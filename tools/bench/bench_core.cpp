@@ -1,9 +1,12 @@
 // bench_core: how fast the CPU core of tether is on this machine.
 //   1. the measured f32 peak (a register-blocked FMA loop on the widest vectors the build
-//      has), on one thread and on all threads;
+//      has), on one thread and on all threads (per-thread CPU time, see measure_peak);
 //   2. Eigen GEMM (through ops::gemm) GFLOP/s on square and ResNet-like sizes, as % of that peak;
 //   3. conv2d forward, backward-data and backward-weight times on ResNet-50 layer shapes.
-// Usage: bench_core [--threads N] [--batch N] [--quick] [--no-gemm] [--no-conv] [--shape NAME]
+// Usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--no-peak] [--shape NAME]
+//   --cpu-time: time by process CPU time / threads, in samples of >= 0.1 s (steadier on a
+//               machine shared with other jobs: time spent descheduled is not counted)
+//   --min: report the fastest of the repeated runs instead of the median
 // Lines starting with "CONV " (name, batch, threads, fwd/bwd-data/bwd-weight/total ms) and
 // "GEMM "/"PEAK " are meant for tools/bench/run_core_bench.sh.
 #include <immintrin.h>
@@ -16,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <ctime>
 #include <vector>
 
 #include "core/ops.h"
@@ -29,19 +33,39 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Median time (seconds) of fn() after one warm-up call, over at least `min_reps` runs and
-// until `budget_s` seconds have been spent.
+// With --cpu-time, benchmarks are timed by the process's CPU time divided by the thread
+// count: on a machine shared with other jobs this does not count the time spent descheduled.
+bool g_cpu_time = false;
+int g_threads = 1;
+double bench_clock_s() {
+  if (!g_cpu_time) return now_s();
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec)) / g_threads;
+}
+
+// --min: report the fastest run instead of the median (the estimate least disturbed by
+// other jobs on a shared machine).
+bool g_use_min = false;
+
+// Median (or, with --min, minimum) time in seconds of fn() after one warm-up call, over at
+// least `min_reps` samples and until `budget_s` seconds have been spent. With --cpu-time a
+// sample runs fn() enough times to last ~0.1 s (the kernel accounts CPU time in scheduler
+// ticks) and counts the mean.
 double time_median(const std::function<void()>& fn, int min_reps, double budget_s) {
+  double t0 = now_s();
   fn();
+  int inner = 1;
+  if (g_cpu_time) inner = static_cast<int>(std::clamp(0.1 / std::max(now_s() - t0, 1e-6), 1.0, 1000.0));
   std::vector<double> ts;
   const double start = now_s();
   while (static_cast<int>(ts.size()) < min_reps || (now_s() - start < budget_s && ts.size() < 200)) {
-    const double t0 = now_s();
-    fn();
-    ts.push_back(now_s() - t0);
+    t0 = bench_clock_s();
+    for (int i = 0; i < inner; ++i) fn();
+    ts.push_back((bench_clock_s() - t0) / inner);
   }
   std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
+  return g_use_min ? ts.front() : ts[ts.size() / 2];
 }
 
 // ---- 1. peak -----------------------------------------------------------------------------
@@ -58,7 +82,6 @@ double fma_loop(int64_t iters) {
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
   for (int64_t it = 0; it < iters; ++it) {
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
   }
   alignas(64) float out[16];
   float sum = 0;
@@ -77,7 +100,6 @@ double fma_loop(int64_t iters) {
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
   for (int64_t it = 0; it < iters; ++it) {
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
   }
   alignas(32) float out[8];
   float sum = 0;
@@ -103,15 +125,24 @@ double fma_loop(int64_t iters) {
 
 volatile double g_sink = 0;
 
-// GFLOP/s of the FMA loop on `threads` threads (each runs the loop once, timed together).
+double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// GFLOP/s of the FMA loop on `threads` threads running together. Each thread's rate is its
+// flops per second of its own CPU time, and the peak is their sum: time a thread spends
+// descheduled while other jobs run does not count (it would with wall-clock time), while
+// threads sharing a core's FMA units (SMT siblings) would still show it. Best of 3 runs of
+// ~`seconds` each (CPU time is accounted in scheduler ticks, so runs must not be short).
 double measure_peak(int threads, double seconds) {
   const double flops_per_iter = 2.0 * kAcc * kLanes;
   int64_t iters = 1 << 20;
-  // Calibrate on one thread so each run lasts about `seconds`.
-  for (;;) {
-    const double t0 = now_s();
+  for (;;) {  // calibrate on one thread
+    const double t0 = thread_cpu_s();
     g_sink = g_sink + fma_loop(iters);
-    const double dt = now_s() - t0;
+    const double dt = thread_cpu_s() - t0;
     if (dt > 0.05) {
       iters = static_cast<int64_t>(iters * seconds / dt);
       break;
@@ -120,20 +151,17 @@ double measure_peak(int threads, double seconds) {
   }
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
-    double t0 = 0, t1 = 0;
-#pragma omp parallel num_threads(threads)
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
     {
 #pragma omp barrier
-#pragma omp single
-      t0 = now_s();
+      const double t0 = thread_cpu_s();
       const double r = fma_loop(iters);
+      total += iters * flops_per_iter / (thread_cpu_s() - t0) * 1e-9;
 #pragma omp critical
       g_sink = g_sink + r;
-#pragma omp barrier
-#pragma omp single
-      t1 = now_s();
     }
-    best = std::max(best, threads * iters * flops_per_iter / (t1 - t0) * 1e-9);
+    best = std::max(best, total);
   }
   return best;
 }
@@ -173,7 +201,7 @@ const std::vector<ConvCase> kConvCases = {
 };
 
 void usage() {
-  std::printf("usage: bench_core [--threads N] [--batch N] [--quick] [--no-gemm] [--no-conv] [--shape NAME]\n");
+  std::printf("usage: bench_core [--threads N] [--batch N] [--quick] [--cpu-time] [--min] [--no-gemm] [--no-conv] [--no-peak] [--shape NAME]\n");
 }
 
 }  // namespace
@@ -181,7 +209,7 @@ void usage() {
 int main(int argc, char** argv) {
   int threads = omp_get_max_threads();
   int64_t batch = 8;
-  bool quick = false, do_gemm = true, do_conv = true;
+  bool quick = false, do_gemm = true, do_conv = true, do_peak = true;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -192,8 +220,11 @@ int main(int argc, char** argv) {
     if (a == "--threads") threads = std::atoi(value().c_str());
     else if (a == "--batch") batch = std::atoll(value().c_str());
     else if (a == "--quick") quick = true;
+    else if (a == "--cpu-time") g_cpu_time = true;
+    else if (a == "--min") g_use_min = true;
     else if (a == "--no-gemm") do_gemm = false;
     else if (a == "--no-conv") do_conv = false;
+    else if (a == "--no-peak") do_peak = false;
     else if (a == "--shape") only = value();
     else if (a == "-h" || a == "--help") {
       usage();
@@ -209,16 +240,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   omp_set_num_threads(threads);
+  g_threads = threads;
   const double budget = quick ? 0.3 : 1.0;
   const int min_reps = quick ? 3 : 5;
 
   try {
     // 1. Peak.
-    const double peak1 = measure_peak(1, quick ? 0.1 : 0.3);
-    const double peakn = threads > 1 ? measure_peak(threads, quick ? 0.1 : 0.3) : peak1;
-    std::printf("== peak f32 (%s FMA, %d accumulators)\n", kIsa, kAcc);
-    std::printf("  1 thread:  %8.1f GFLOP/s\n  %d threads: %8.1f GFLOP/s\n", peak1, threads, peakn);
-    std::printf("PEAK %d %.1f %.1f\n", threads, peak1, peakn);
+    double peakn = 0;
+    if (do_peak || do_gemm) {
+      const double peak1 = measure_peak(1, quick ? 0.15 : 0.3);
+      peakn = threads > 1 ? measure_peak(threads, quick ? 0.15 : 0.3) : peak1;
+      std::printf("== peak f32 (%s FMA, %d accumulators)\n", kIsa, kAcc);
+      std::printf("  1 thread:  %8.1f GFLOP/s\n  %d threads: %8.1f GFLOP/s\n", peak1, threads, peakn);
+      std::printf("PEAK %d %.1f %.1f\n", threads, peak1, peakn);
+    }
 
     // 2. GEMM.
     if (do_gemm) {
@@ -228,10 +263,10 @@ int main(int argc, char** argv) {
                                      {"square_nt", 1024, 1024, 1024, false, true},
                                      // conv GEMMs per image: [O, C k k] x [C k k, OH OW]
                                      {"3x3_64@56", 64, 3136, 576, false, false},   {"1x1_1024_256@14", 256, 196, 1024, false, false},
-                                     {"3x3_512@7 (x8)", 512, 392, 4608, false, false},
-                                     {"3x3_64@56 dW", 64, 576, 3136, false, true},
+                                     {"3x3_512@7_x8", 512, 392, 4608, false, false},
+                                     {"3x3_64@56_dW", 64, 576, 3136, false, true},
                                      // a Linear layer: [batch, 2048] x [1000, 2048]^T
-                                     {"fc 256x2048x1000", 256, 1000, 2048, false, true}};
+                                     {"fc_256x2048x1000", 256, 1000, 2048, false, true}};
       if (quick) cases.erase(cases.begin() + 4);  // no 2048^3
       std::printf("\n== GEMM f32 (%d threads; %% of the %d-thread peak %.1f GFLOP/s)\n", threads, threads, peakn);
       std::printf("  %-20s %6s %6s %6s %10s %8s %7s\n", "case", "M", "N", "K", "ms", "GFLOP/s", "%peak");
@@ -270,7 +305,7 @@ int main(int argc, char** argv) {
         const double flops = 3 * 2.0 * double(shape_numel(ys)) * double(c.C / c.groups * c.k * c.k);
         const double gf = flops / tot * 1e-9;
         std::printf("  %-22s %9.3f %9.3f %9.3f %9.3f %8.1f %6.1f%%\n", c.name, tf * 1e3, td * 1e3, tw * 1e3, tot * 1e3, gf,
-                    100 * gf / peakn);
+                    peakn > 0 ? 100 * gf / peakn : 0.0);
         std::printf("CONV %s %ld %d %.4f %.4f %.4f %.4f\n", c.name, long(batch), threads, tf * 1e3, td * 1e3, tw * 1e3,
                     tot * 1e3);
         std::fflush(stdout);

@@ -97,7 +97,7 @@ WeightsReport load_weights(Model& model, const std::map<std::string, Tensor>& te
   std::vector<std::string> missing;
   for (const std::string& name : r.missing) {
     if (name.rfind(head, 0) == 0 && !head_matches) continue;
-    if (name.size() >= 20 && name.compare(name.size() - 20, 20, "num_batches_tracked") == 0) {
+    if (name.ends_with(".num_batches_tracked")) {
       report.notes.push_back("absent " + name + ": left at 0");
       continue;
     }

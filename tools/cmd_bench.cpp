@@ -15,8 +15,9 @@
 #include "autograd/ops.h"
 #include "layers/dropout.h"
 #include "models/registry.h"
+#include "tools/commands.h"
 
-namespace tether {
+namespace tether::cli {
 
 namespace {
 
@@ -116,4 +117,4 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([o] { run_bench(*o); });
 }
 
-}  // namespace tether
+}  // namespace tether::cli

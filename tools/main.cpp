@@ -1,14 +1,12 @@
-// The `tether` command-line tool. One file per subcommand (tools/cmd_*.cpp) as they arrive;
-// this file only wires them together.
+// The `tether` command-line tool. One file per subcommand (tools/cmd_*.cpp, declared in
+// tools/commands.h); this file only wires them together and turns errors into exit codes:
+// tether::Error -> "tether: <message>" and exit 1; flag errors -> CLI11's message and code.
 #include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "core/check.h"
 #include "core/device.h"
-
-namespace tether {
-void add_bench_command(CLI::App& app);
-}
+#include "tools/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tether: fine-tuning pretrained CNNs with an inductive bias toward the pretrained weights"};
@@ -27,14 +25,17 @@ int main(int argc, char** argv) {
               << ", GPUs visible: " << tether::cuda_device_count() << "\n";
   });
 
-  tether::add_bench_command(app);
-
   auto* demo = app.add_subcommand("demo", "Pretrain on Fashion-MNIST 0-4, fine-tune on 5-9 with several methods, compare");
   demo->allow_extras();
   demo->callback([] {
     std::cout << "tether demo arrives with the training tool (`tether train`): the core (tensors, autograd,\n"
                  "CPU kernels) is in place; see README.md for what runs today.\n";
   });
+
+  tether::cli::add_models_command(app);
+  tether::cli::add_inspect_command(app);
+  tether::cli::add_forward_command(app);
+  tether::cli::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

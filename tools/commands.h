@@ -1,0 +1,15 @@
+// The `tether` subcommands, one file each (tools/cmd_<name>.cpp). Each add_*_command registers
+// its subcommand, flags and callback on the app; tools/main.cpp calls them all.
+// Callbacks report failures by throwing tether::Error (main prints "tether: <message>", exit 1)
+// or CLI::RuntimeError(code) for a silent exit with that code (`tether inspect`: 2 = would not load).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tether::cli {
+
+void add_models_command(CLI::App& app);   // tools/cmd_models.cpp
+void add_inspect_command(CLI::App& app);  // tools/cmd_inspect.cpp
+void add_forward_command(CLI::App& app);  // tools/cmd_forward.cpp
+void add_bench_command(CLI::App& app);    // tools/cmd_bench.cpp
+
+}  // namespace tether::cli

@@ -45,6 +45,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/cpu/gemm_raw.h"
 #include "core/cpu/kernels.h"
 
 namespace tether::cpu {
@@ -114,33 +115,11 @@ T* scratch(int slot, int64_t count) {
 }
 
 // ---- GEMM on raw row-major matrices (alpha = 1; beta 0 or 1) --------------------------------
+// C[M, N] (=|+=) op(A) op(B) (core/cpu/gemm_raw.h with alpha 1, beta 0 or 1).
 template <typename T>
-using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T>
-using CMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using MMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-// C[M, N] (=|+=) op(A) op(B); op(A) is [M, K] (A stored [K, M] when ta), likewise B.
-template <typename T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-          bool add, T* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  MMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
-  if (K == 0) {
-    if (!add) c.setZero();
-    return;
-  }
-  CMap<T> a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
-  CMap<T> b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
-  auto run = [&](auto&& pa, auto&& pb) {
-    if (add) c.noalias() += pa * pb;
-    else c.noalias() = pa * pb;
-  };
-  if (!ta && !tb) run(a, b);
-  else if (ta && !tb) run(a.transpose(), b);
-  else if (!ta && tb) run(a, b.transpose());
-  else run(a.transpose(), b.transpose());
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, bool add, T* C, int64_t ldc) {
+  gemm_raw(ta, tb, M, N, K, T(1), A, lda, B, ldb, add ? T(1) : T(0), C, ldc);
 }
 
 // ---- strided row copies ----------------------------------------------------------------------

@@ -19,20 +19,13 @@ import sys
 import torch
 import torchvision
 
+from seeded_model import seeded_model
 from st import save
 
 out_path, name, num_classes, size, batch, modes = sys.argv[1:7]
 with_f64 = len(sys.argv) > 7 and sys.argv[7] == "f64"
 num_classes, size, batch = int(num_classes), int(size), int(batch)
-torch.manual_seed(0)
-model = getattr(torchvision.models, name)(num_classes=num_classes)
-with torch.no_grad():
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.normal_(0, 0.1)
+model = seeded_model(name, num_classes)
 out = {f"w.{k}": v.clone() for k, v in model.state_dict().items()}
 x = torch.randn(batch, 3, size, size)
 target = torch.randint(0, num_classes, (batch,))

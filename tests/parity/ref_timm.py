@@ -19,6 +19,7 @@ import sys
 import torch
 import torchvision
 
+from seeded_model import seeded_model
 from st import save
 
 
@@ -62,15 +63,7 @@ CASES = {  # model: (renaming, input size)
 
 out, names = {}, {}
 for model_name, (rename, size) in CASES.items():
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, model_name)(num_classes=10)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
+    model = seeded_model(model_name, 10)
     for name, t in model.state_dict().items():
         if model_name.startswith("efficientnet") and name.endswith("num_batches_tracked"):
             continue

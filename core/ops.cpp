@@ -75,7 +75,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   return TETHER_ON_DEVICE(x.device(), clamp, x, lo, hi);
 }
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y) {
-  return TETHER_ON_DEVICE(x.device(), unary_backward, op, grad, x, y);
+  return TETHER_ON_DEVICE(grad.device(), unary_backward, op, grad, x, y);
 }
 Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi) {
   return TETHER_ON_DEVICE(x.device(), clamp_backward, grad, x, lo, hi);

@@ -43,8 +43,14 @@ Tensor add_scalar(const Tensor& x, double s);
 Tensor mul_scalar(const Tensor& x, double s);
 Tensor pow_scalar(const Tensor& x, double p);
 Tensor clamp(const Tensor& x, double lo, double hi);  // use +-inf for one-sided
-// Gradient of a unary op: grad * f'(x); `y` = f(x) where that is cheaper (sigmoid, tanh, exp).
+// Gradient of a unary op: grad * f'(x), with y = f(x) where that is cheaper. For the ops of
+// derivative_needs_only_output (relu, sigmoid, tanh, exp, sqrt, reciprocal) x may be undefined,
+// so a backward node need not keep the op's input alive.
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y);
+inline bool derivative_needs_only_output(Unary op) {
+  return op == Unary::relu || op == Unary::sigmoid || op == Unary::tanh || op == Unary::exp || op == Unary::sqrt ||
+         op == Unary::reciprocal;
+}
 // grad * (lo <= x <= hi)
 Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi);
 // y += alpha * x (same shape; y contiguous). The workhorse of gradient accumulation.

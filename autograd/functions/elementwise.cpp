@@ -92,8 +92,10 @@ Tensor unary_op(Unary op, const Tensor& x) {
   if (!needs_grad({x})) return y;
   auto node = std::make_shared<UnaryBackward>();
   node->op = op;
-  node->x = saved(x);
-  node->y = saved(y);
+  // Keep only what the derivative reads: for relu that is the output alone, which the next
+  // layer keeps anyway, so the input (often a BN output) can be freed.
+  if (ops::derivative_needs_only_output(op)) node->y = saved(y);
+  else node->x = saved(x);
   record(y, node, {x});
   return y;
 }

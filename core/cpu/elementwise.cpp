@@ -40,7 +40,7 @@ T unary_derivative(Unary op, T x, T y) {
     case Unary::sqrt: return T(0.5) / y;
     case Unary::abs: return static_cast<T>((x > T(0)) - (x < T(0)));  // 0 at the kink, as PyTorch
     case Unary::sign: return T(0);
-    case Unary::relu: return x > T(0) ? T(1) : T(0);
+    case Unary::relu: return y > T(0) ? T(1) : T(0);  // y > 0 exactly where x > 0
     case Unary::sigmoid: return y * (T(1) - y);
     case Unary::silu: {
       const T s = T(1) / (T(1) + std::exp(-x));
@@ -193,13 +193,20 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y) {
-  TETHER_CHECK(grad.shape() == x.shape(), "unary_backward: grad ", shape_str(grad.shape()), " for input ",
-               shape_str(x.shape()));
-  return dispatch_float(x.dtype(), "unary_backward", [&](auto tag_) {
+  const Shape& shape = x.defined() ? x.shape() : y.shape();
+  TETHER_CHECK(grad.shape() == shape, "unary_backward: grad ", shape_str(grad.shape()), " for input ", shape_str(shape));
+  return dispatch_float(grad.dtype(), "unary_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    Tensor g = ops::contiguous(grad), xc = ops::contiguous(x);
-    Tensor yc = y.defined() ? ops::contiguous(y) : cpu::unary(op, xc);
-    Tensor out = Tensor::empty(x.shape(), x.dtype());
+    // x may be omitted for ops whose derivative needs only y (see ops::unary_backward).
+    TETHER_CHECK(x.defined() || (y.defined() && ops::derivative_needs_only_output(op)),
+                 "unary_backward: this op needs its input x");
+    // The other operand is never read: each derivative reads x, or (those ops) y alone.
+    const bool reads_y = ops::derivative_needs_only_output(op);
+    Tensor g = ops::contiguous(grad);
+    Tensor xc = x.defined() ? ops::contiguous(x) : Tensor();
+    Tensor yc = y.defined() ? ops::contiguous(y) : (reads_y ? cpu::unary(op, xc) : xc);
+    if (!xc.defined()) xc = yc;
+    Tensor out = Tensor::empty(shape, yc.dtype());
     scalar_t* o = out.data<scalar_t>();
     const scalar_t *gp = g.data<scalar_t>(), *xp = xc.data<scalar_t>(), *yp = yc.data<scalar_t>();
     auto run = [&](auto op_constant) {  // op as a compile-time constant: a branch-free loop

@@ -686,6 +686,16 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
   return y;
 }
 
+// Runs kernel(ptr) on a contiguous view of a backward output; when no gradient flows back
+// (an empty grad_y) the output is zeroed, or left alone when accumulating.
+template <typename T, typename Kernel>
+void backward_into(const Tensor& out, bool accumulate, bool nothing_flows, Kernel kernel) {
+  with_contiguous_output<T>(out, accumulate, [&](T* p) {
+    if (!nothing_flows) kernel(p);
+    else if (!accumulate) std::fill(p, p + out.numel(), T(0));
+  });
+}
+
 void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2dParams& p, const Tensor& grad_x,
                           bool accumulate) {
   check_float_same(grad_y, w_in, "conv2d_backward_data");
@@ -698,11 +708,7 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2d
   const Tensor gy = ops::contiguous(grad_y), w = ops::contiguous(w_in);
   dispatch_float(gy.dtype(), "conv2d_backward_data", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    with_contiguous_output<scalar_t>(grad_x, accumulate, [&](scalar_t* gx) {
-      if (grad_y.numel() == 0) {  // nothing flows back
-        if (!accumulate) std::fill(gx, gx + grad_x.numel(), scalar_t(0));
-        return;
-      }
+    backward_into<scalar_t>(grad_x, accumulate, grad_y.numel() == 0, [&](scalar_t* gx) {
       backward_data_typed<scalar_t>(gy.data<scalar_t>(), w.data<scalar_t>(), gx, g, accumulate);
     });
   });
@@ -720,11 +726,7 @@ void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv
   const Tensor gy = ops::contiguous(grad_y), x = ops::contiguous(x_in);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    with_contiguous_output<scalar_t>(grad_w, accumulate, [&](scalar_t* gw) {
-      if (grad_y.numel() == 0) {
-        if (!accumulate) std::fill(gw, gw + grad_w.numel(), scalar_t(0));
-        return;
-      }
+    backward_into<scalar_t>(grad_w, accumulate, grad_y.numel() == 0, [&](scalar_t* gw) {
       backward_weight_typed<scalar_t>(gy.data<scalar_t>(), x.data<scalar_t>(), gw, g, accumulate);
     });
   });

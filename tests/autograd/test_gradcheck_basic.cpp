@@ -6,10 +6,9 @@ using namespace tether::testing;
 
 TEST_SUITE("gradcheck") {
   TEST_CASE("gradcheck itself catches a wrong gradient") {
-    // sign() has gradient 0 by definition, but sign(x) * x^2 has a nonzero derivative: an
-    // op whose backward ignored a term would be caught. Here: abs via sign is 0-gradient, so
-    // comparing f(x) = sign(x) (kink-free away from 0) passes, while a deliberately wrong
-    // function fails.
+    // A function whose recorded graph disagrees with its value: the value is x^2 (the
+    // correction term is computed by raw, unrecorded kernels) but the graph only knows 3x,
+    // so autograd says 3 where finite differences say 2x. gradcheck must reject it.
     Tensor x = uniform({5}, 0.5, 2.0, 1, DType::f64, true);
     auto wrong = [](const std::vector<Tensor>& in) {
       // Forward computes x^2 but records the graph of 3x: a wrong backward.

@@ -11,5 +11,12 @@ void add_models_command(CLI::App& app);   // tools/cmd_models.cpp
 void add_inspect_command(CLI::App& app);  // tools/cmd_inspect.cpp
 void add_forward_command(CLI::App& app);  // tools/cmd_forward.cpp
 void add_bench_command(CLI::App& app);    // tools/cmd_bench.cpp
+void add_train_command(CLI::App& app);    // tools/cmd_train.cpp
+void add_eval_command(CLI::App& app);     // tools/cmd_eval.cpp
+void add_demo_command(CLI::App& app);     // tools/cmd_demo.cpp
+
+// `tether train --config FILE.json` / `--resume DIR`: the file's keys become flags (those not on
+// the command line) before parsing. Other subcommands pass through unchanged.
+std::vector<std::string> expand_train_args(const CLI::App& app, std::vector<std::string> args);
 
 }  // namespace tether::cli

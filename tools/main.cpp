@@ -25,20 +25,19 @@ int main(int argc, char** argv) {
               << ", GPUs visible: " << tether::cuda_device_count() << "\n";
   });
 
-  auto* demo = app.add_subcommand("demo", "Pretrain on Fashion-MNIST 0-4, fine-tune on 5-9 with several methods, compare");
-  demo->allow_extras();
-  demo->callback([] {
-    std::cout << "tether demo arrives with the training tool (`tether train`): the core (tensors, autograd,\n"
-                 "CPU kernels) is in place; see README.md for what runs today.\n";
-  });
-
   tether::cli::add_models_command(app);
   tether::cli::add_inspect_command(app);
   tether::cli::add_forward_command(app);
   tether::cli::add_bench_command(app);
+  tether::cli::add_train_command(app);
+  tether::cli::add_eval_command(app);
+  tether::cli::add_demo_command(app);
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv, argv + argc);
+    args = tether::cli::expand_train_args(app, args);
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);  // CLI11 takes them reversed, without argv[0]
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const tether::Error& e) {

@@ -1,0 +1,167 @@
+#include "tools/train/options.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/check.h"
+
+namespace tether::train {
+namespace {
+
+// A choice validator whose message names the valid values.
+CLI::IsMember choice(std::vector<std::string> values) { return CLI::IsMember(std::move(values)); }
+
+std::string join_value(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& item : v) out += (out.empty() ? "" : ",") + join_value(item);
+    return out;
+  }
+  return v.dump();  // numbers and booleans print as the flag expects
+}
+
+}  // namespace
+
+void add_train_flags(CLI::App& cmd, TrainOptions& o) {
+  const auto pos = CLI::PositiveNumber, nonneg = CLI::NonNegativeNumber;
+  // model and weights
+  cmd.add_option("--model", o.model, "Architecture (see `tether models`)")->required();
+  cmd.add_option("--weights", o.weights, "Pretrained weights w0 (safetensors); omitted: train from init")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--init", o.init, "Other starting weights (penalties still refer to --weights)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--num-classes", o.num_classes, "Classes of the new head (0: from the data)")->check(nonneg);
+  cmd.add_option("--freeze", o.freeze, "Parameter-name prefixes to freeze (comma-separated)")->delimiter(',');
+  cmd.add_option("--bn", o.bn, "BatchNorm: train (batch stats), eval (running stats), frozen")
+      ->check(choice({"train", "eval", "frozen"}));
+  // data
+  cmd.add_option("--data", o.data, "ImageFolder root (train/ and val/ or test/), or 'fashion-mnist'")->required();
+  cmd.add_option("--classes", o.classes, "Keep only these class indices, relabelled in this order")->delimiter(',');
+  cmd.add_option("--per-class", o.per_class, "Few-shot: K seeded training images per class (0: all)")->check(nonneg);
+  cmd.add_option("--val-split", o.val_split, "Validate on this seeded fraction of the training set")
+      ->check(CLI::Range(0.0, 0.9));
+  cmd.add_option("--input-size", o.input_size, "Network input size (pixels)")->check(pos);
+  cmd.add_option("--resize-size", o.resize_size, "Resize before cropping (0: input-size / 0.875)")->check(nonneg);
+  cmd.add_option("--augment", o.augment, "Training augmentation: none, flip, crop-flip, rrc, l2sp, ptr")
+      ->check(choice({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
+  cmd.add_option("--interpolation", o.interpolation, "Resize filter")->check(choice({"bilinear", "bicubic"}));
+  cmd.add_option("--mean", o.mean, "Normalisation mean, 3 values")->delimiter(',')->expected(3);
+  cmd.add_option("--std", o.std, "Normalisation std, 3 values")->delimiter(',')->expected(3);
+  cmd.add_flag("--mean-subtract", o.mean_subtract, "Subtract the training set's per-channel mean (L2-SP)");
+  cmd.add_option("--shuffle", o.shuffle, "epoch (a new seeded order each epoch) or none")
+      ->check(choice({"epoch", "none"}));
+  cmd.add_option("--workers", o.workers, "Data loading threads")->check(nonneg);
+  cmd.add_option("--on-bad-image", o.on_bad_image, "skip (warn and count) or error")
+      ->check(choice({"skip", "error"}));
+  cmd.add_flag("--ten-crop", o.ten_crop, "Evaluate on ten crops, softmax averaged");
+  // optimisation
+  cmd.add_option("--batch-size", o.batch_size, "Training batch size")->check(pos);
+  cmd.add_option("--eval-batch-size", o.eval_batch_size, "Evaluation batch size (0: batch size)")->check(nonneg);
+  cmd.add_option("--epochs", o.epochs, "Training epochs")->check(nonneg);
+  cmd.add_option("--iters", o.iters, "Training iterations (overrides --epochs)")->check(nonneg);
+  cmd.add_option("--optimizer", o.optimizer, "sgd, adam or adamw")->check(choice({"sgd", "adam", "adamw"}));
+  cmd.add_option("--lr", o.lr, "Base learning rate")->check(nonneg);
+  cmd.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+  cmd.add_flag("--nesterov", o.nesterov, "Nesterov momentum");
+  cmd.add_option("--weight-decay", o.weight_decay, "Optimizer weight decay (coupled; decoupled for adamw)")
+      ->check(nonneg);
+  cmd.add_option("--adam-beta1", o.adam_beta1, "Adam beta1")->check(CLI::Range(0.0, 0.999999));
+  cmd.add_option("--adam-beta2", o.adam_beta2, "Adam beta2")->check(CLI::Range(0.0, 0.999999));
+  cmd.add_option("--adam-eps", o.adam_eps, "Adam epsilon")->check(pos);
+  cmd.add_flag("--amsgrad", o.amsgrad, "AMSGrad variant of Adam/AdamW");
+  cmd.add_option("--schedule", o.schedule, "const, step, exp or cosine")
+      ->check(choice({"const", "step", "exp", "cosine"}));
+  cmd.add_option("--milestones", o.milestones, "step schedule: iterations where lr *= lr-gamma")->delimiter(',');
+  cmd.add_option("--lr-gamma", o.lr_gamma, "step/exp schedule factor")->check(pos);
+  cmd.add_option("--min-lr", o.min_lr, "cosine schedule floor")->check(nonneg);
+  cmd.add_option("--warmup-iters", o.warmup_iters, "Linear warmup iterations")->check(nonneg);
+  cmd.add_option("--warmup-factor", o.warmup_factor, "Warmup starts at lr * this")->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--head-lr-mult", o.head_lr_mult, "Learning-rate multiplier of the head (S̄)")->check(nonneg);
+  cmd.add_option("--label-smoothing", o.label_smoothing, "Cross-entropy label smoothing")
+      ->check(CLI::Range(0.0, 0.999));
+  // method
+  cmd.add_option("--reg", o.reg, "Penalty (SPEC 2): none, l2, l2sp");
+  cmd.add_option("--alpha", o.alpha, "Penalty coefficient on S (inherited)")->check(nonneg);
+  cmd.add_option("--beta", o.beta, "Penalty coefficient on S̄ (head)")->check(nonneg);
+  cmd.add_option("--reg-params", o.reg_params, "Penalised tensors: weights (ndim >= 2) or all")
+      ->check(choice({"weights", "all"}));
+  cmd.add_option("--reg-decay", o.reg_decay, "Penalty coefficients times this^epoch")->check(nonneg);
+  // run
+  cmd.add_option("--seed", o.seed, "Seeds init of the new head, shuffling, augmentation, dropout");
+  cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(nonneg);
+  cmd.add_option("--device", o.device, "cpu or cuda[:N]");
+  cmd.add_option("--out", o.out, "Run directory (args.json, metrics.csv, log.jsonl, checkpoints)");
+  cmd.add_option("--log-interval", o.log_interval, "Iterations between log lines")->check(pos);
+  cmd.add_option("--eval-interval", o.eval_interval, "Iterations between evaluations (0: every epoch)")
+      ->check(nonneg);
+  cmd.add_option("--checkpoint-interval", o.checkpoint_interval,
+                 "Iterations between checkpoints (0: at every evaluation)")->check(nonneg);
+  cmd.add_option("--save-final", o.save_final, "Write the final weights to this safetensors file");
+  cmd.add_option("--progress", o.progress, "auto (bar on a terminal), bar, plain or none")
+      ->check(choice({"auto", "bar", "plain", "none"}));
+}
+
+void validate(const TrainOptions& o) {
+  TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
+  TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values");
+  for (float s : o.std) TETHER_CHECK(s > 0, "--std values must be > 0, got ", s);
+  if (o.data != "fashion-mnist")
+    TETHER_CHECK(std::filesystem::is_directory(o.data), "--data: no such folder '", o.data, "'");
+  for (int64_t c : o.classes) TETHER_CHECK(c >= 0, "--classes: negative class index ", c);
+  for (size_t i = 1; i < o.milestones.size(); ++i)
+    TETHER_CHECK(o.milestones[i] > o.milestones[i - 1], "--milestones must increase, got ", o.milestones[i - 1],
+                 " then ", o.milestones[i]);
+  TETHER_CHECK(o.schedule != "step" || !o.milestones.empty(), "--schedule step needs --milestones");
+  TETHER_CHECK(!o.nesterov || (o.optimizer == "sgd" && o.momentum > 0), "--nesterov needs --optimizer sgd and --momentum > 0");
+  TETHER_CHECK(!o.amsgrad || o.optimizer != "sgd", "--amsgrad needs --optimizer adam or adamw");
+  TETHER_CHECK(o.device == "cpu" || o.device.rfind("cuda", 0) == 0, "--device must be cpu or cuda[:N], got '",
+               o.device, "'");
+  TETHER_CHECK(std::isfinite(o.lr) && std::isfinite(o.alpha) && std::isfinite(o.beta),
+               "--lr, --alpha and --beta must be finite");
+}
+
+nlohmann::json to_json(const TrainOptions& o) {
+  return {{"model", o.model}, {"weights", o.weights}, {"init", o.init}, {"num-classes", o.num_classes},
+          {"freeze", o.freeze}, {"bn", o.bn}, {"data", o.data}, {"classes", o.classes},
+          {"per-class", o.per_class}, {"val-split", o.val_split}, {"input-size", o.input_size},
+          {"resize-size", o.resize_size}, {"augment", o.augment}, {"interpolation", o.interpolation},
+          {"mean", o.mean}, {"std", o.std}, {"mean-subtract", o.mean_subtract}, {"shuffle", o.shuffle},
+          {"workers", o.workers}, {"on-bad-image", o.on_bad_image}, {"ten-crop", o.ten_crop},
+          {"batch-size", o.batch_size}, {"eval-batch-size", o.eval_batch_size}, {"epochs", o.epochs},
+          {"iters", o.iters}, {"optimizer", o.optimizer}, {"lr", o.lr}, {"momentum", o.momentum},
+          {"nesterov", o.nesterov}, {"weight-decay", o.weight_decay}, {"adam-beta1", o.adam_beta1},
+          {"adam-beta2", o.adam_beta2}, {"adam-eps", o.adam_eps}, {"amsgrad", o.amsgrad},
+          {"schedule", o.schedule}, {"milestones", o.milestones}, {"lr-gamma", o.lr_gamma}, {"min-lr", o.min_lr},
+          {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"head-lr-mult", o.head_lr_mult},
+          {"label-smoothing", o.label_smoothing}, {"reg", o.reg}, {"alpha", o.alpha}, {"beta", o.beta},
+          {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay}, {"seed", o.seed}, {"threads", o.threads},
+          {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
+          {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval},
+          {"save-final", o.save_final}, {"progress", o.progress}};
+}
+
+std::vector<std::string> merge_json_args(const std::vector<std::string>& argv, const nlohmann::json& config,
+                                         const std::string& origin, const CLI::App& cmd) {
+  TETHER_CHECK(config.is_object(), origin, ": expected a JSON object of flag names and values");
+  auto given = [&](const std::string& flag) {
+    for (const auto& a : argv)
+      if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+    return false;
+  };
+  std::vector<std::string> merged;
+  for (const auto& [key, value] : config.items()) {
+    const std::string flag = "--" + key;
+    TETHER_CHECK(key != "config" && key != "resume", origin, ": key '", key, "' cannot be set from a file");
+    TETHER_CHECK(cmd.get_option_no_throw(flag) != nullptr, origin, ": unknown key '", key,
+                 "' (keys are the flag names of `tether train`, without the dashes)");
+    if (given(flag)) continue;  // the command line wins
+    const std::string text = join_value(value);
+    if (text.empty()) continue;  // an empty list or string: the default
+    merged.push_back(flag + "=" + text);
+  }
+  merged.insert(merged.end(), argv.begin(), argv.end());
+  return merged;
+}
+
+}  // namespace tether::train

@@ -1,0 +1,305 @@
+// The training loop of SPEC 8. Read run_training from the top: setup, then one step is
+//   forward → J (+ Ω parts) → finite check → backward → step pipeline (direction → update →
+//   projection) → log / evaluate / checkpoint.
+#include "tools/train/trainer.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "autograd/grad_mode.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "data/loader.h"
+#include "models/registry.h"
+#include "models/weights.h"
+#include "optim/schedule.h"
+#include "optim/step.h"
+#include "regularizers/penalty.h"
+#include "tools/train/progress.h"
+#include "tools/train/run_files.h"
+
+namespace tether::train {
+namespace {
+
+// ---- SIGINT: finish the current step, write a checkpoint, exit 130 ---------------------------
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+class SigintScope {
+ public:
+  SigintScope() { previous_ = std::signal(SIGINT, on_sigint); g_interrupted = 0; }
+  ~SigintScope() { std::signal(SIGINT, previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+// ---- setup helpers ---------------------------------------------------------------------------
+data::TransformOptions transform_options(const TrainOptions& o) {
+  data::TransformOptions t;
+  t.augment = o.augment;
+  t.input_size = static_cast<int>(o.input_size);
+  t.resize_size = static_cast<int>(o.resize_size);
+  t.interpolation = data::parse_interpolation(o.interpolation);
+  t.mean = {o.mean[0], o.mean[1], o.mean[2]};
+  t.std = {o.std[0], o.std[1], o.std[2]};
+  t.ten_crop = o.ten_crop;
+  return t;
+}
+
+data::LoaderOptions loader_options(const TrainOptions& o, bool training) {
+  data::LoaderOptions l;
+  l.batch_size = training ? o.batch_size : (o.eval_batch_size > 0 ? o.eval_batch_size : o.batch_size);
+  l.shuffle = training && o.shuffle == "epoch";
+  l.drop_last = training;  // SPEC 9: the last partial training batch is dropped
+  l.workers = static_cast<int>(o.workers);
+  l.seed = o.seed;
+  l.on_bad_image = data::parse_on_bad_image(o.on_bad_image);
+  return l;
+}
+
+// --bn (SPEC 8): train: batch statistics; eval: running statistics, affine trained; frozen:
+// running statistics, affine frozen. Frozen modules always use running statistics.
+void set_train_mode(models::Model& model, const std::string& bn) {
+  model.train();
+  if (bn == "train") return;
+  for (const auto& [name, m] : model.named_modules())
+    if (m->type_name() == "BatchNorm2d") m->train(false);
+}
+
+void freeze_batch_norm(models::Model& model) {
+  for (const auto& [name, m] : model.named_modules())
+    if (m->type_name() == "BatchNorm2d") m->freeze("");
+}
+
+std::vector<optim::ParamGroup> param_groups(const models::Model& model, const TrainOptions& o) {
+  optim::ParamGroup inherited{"inherited", {}, {}, 1.0, o.weight_decay};
+  optim::ParamGroup head{"head", {}, {}, o.head_lr_mult, o.weight_decay};
+  for (const auto& [name, p] : model.named_parameters()) {
+    if (!p.requires_grad()) continue;
+    auto& g = reg::is_head_parameter(name, model.head_name()) ? head : inherited;
+    g.names.push_back(name);
+    g.params.push_back(p);
+  }
+  std::vector<optim::ParamGroup> groups;
+  for (auto* g : {&inherited, &head})
+    if (!g->params.empty()) groups.push_back(std::move(*g));
+  TETHER_CHECK(!groups.empty(), "every parameter is frozen (--freeze): nothing to train");
+  return groups;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(std::vector<optim::ParamGroup> groups, const TrainOptions& o) {
+  if (o.optimizer == "sgd") return optim::make_sgd(std::move(groups), {o.lr, o.momentum, 0.0, o.nesterov});
+  optim::AdamOptions a{o.lr, o.adam_beta1, o.adam_beta2, o.adam_eps, o.amsgrad, o.optimizer == "adamw"};
+  return optim::make_adam(std::move(groups), a);
+}
+
+double grad_norm(const std::vector<optim::ParamGroup>& groups) {
+  double total = 0;
+  for (const auto& g : groups)
+    for (const auto& p : g.params) {
+      const Tensor grad = p.grad();
+      if (grad.defined()) total += ops::dot(grad, grad);
+    }
+  return std::sqrt(total);
+}
+
+double distance_from_w0(const reg::ParamSets& sets) {
+  double total = 0;
+  for (const auto& [name, w] : sets.inherited) {
+    const Tensor d = ops::binary(ops::Binary::sub, w.detach(), sets.w0.at(name));
+    total += ops::dot(d, d);
+  }
+  return std::sqrt(total);
+}
+
+std::string csv_row(int64_t step, int64_t epoch, double train_loss, const EvalResult& r) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%lld", static_cast<long long>(step),
+                static_cast<long long>(epoch), train_loss, r.top1, r.top5, r.mean_class_accuracy, r.loss,
+                r.entropy_bits, static_cast<long long>(r.samples));
+  return buf;
+}
+constexpr const char* kCsvHeader = "step,epoch,train_loss,top1,top5,mean_class_accuracy,loss,entropy_bits,samples";
+
+}  // namespace
+
+TrainData load_train_data(const TrainOptions& o) {
+  TrainData d;
+  if (o.data == "fashion-mnist") {
+    d.train = data::fashion_mnist("train");
+    d.val = data::fashion_mnist("test");
+  } else {
+    d.train = data::image_folder_split(o.data, "train");
+    if (o.val_split == 0) d.val = data::image_folder_split(o.data, "val");
+  }
+  if (!o.classes.empty()) {
+    for (int64_t c : o.classes)
+      TETHER_CHECK(c < d.train->num_classes(), "--classes: class ", c, " does not exist (the data has ",
+                   d.train->num_classes(), " classes)");
+    d.train = data::class_subset(d.train, o.classes);
+    if (d.val) d.val = data::class_subset(d.val, o.classes);
+  }
+  if (o.val_split > 0) {
+    auto [train_idx, val_idx] = data::validation_split(*d.train, o.val_split, o.seed);
+    d.val = data::subset(d.train, val_idx);
+    d.train = data::subset(d.train, train_idx);
+  }
+  if (o.per_class > 0) d.train = data::subset(d.train, data::few_shot(*d.train, o.per_class, o.seed));
+  return d;
+}
+
+TrainSummary run_training(const TrainOptions& o) {
+  validate(o);
+  TETHER_CHECK(o.device == "cpu", "--device ", o.device, ": training on CUDA arrives with the CUDA back end");
+  if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  const auto t_start = std::chrono::steady_clock::now();
+  const bool resuming = !o.resume.empty();
+  const std::string out = resuming ? o.resume : o.out;
+
+  // ---- data ----
+  const TrainData data = load_train_data(o);
+  const int64_t num_classes = o.num_classes > 0 ? o.num_classes : data.train->num_classes();
+  data::TransformOptions topts = transform_options(o);
+  if (o.mean_subtract) {
+    topts.mean_subtract = true;
+    topts.train_mean = data::channel_mean(*data.train, 0, o.seed, static_cast<int>(o.workers));
+  }
+  data::Loader train_loader(data.train, data::make_train_pipeline(topts), loader_options(o, true));
+  std::unique_ptr<data::Loader> val_loader;
+  if (data.val)
+    val_loader = std::make_unique<data::Loader>(data.val, data::make_eval_pipeline(topts), loader_options(o, false));
+  const int64_t per_epoch = train_loader.batches_per_epoch();
+  TETHER_CHECK(per_epoch > 0, "--batch-size ", o.batch_size, " is larger than the training set (",
+               data.train->size(), " images): no full batch per epoch");
+  const int64_t total_steps = o.iters > 0 ? o.iters : o.epochs * per_epoch;
+
+  // ---- model, w0, parameter sets (SPEC 1) ----
+  manual_seed(o.seed);  // the new head's init and dropout draw from the default generator
+  models::ModelPtr model = models::create_model(o.model, {num_classes});
+  if (!o.weights.empty()) models::load_weights(*model, o.weights);
+  for (const auto& prefix : o.freeze) model->freeze(prefix);
+  if (o.bn == "frozen") freeze_batch_norm(*model);
+  const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
+  if (!o.init.empty()) models::load_weights(*model, o.init);
+  const auto penalty = reg::make_penalty({o.reg, o.alpha, o.beta}, sets);
+
+  // ---- optimisation ----
+  auto optimizer = make_optimizer(param_groups(*model, o), o);
+  const optim::Schedule schedule({o.schedule, o.lr, total_steps, o.milestones, o.lr_gamma, o.min_lr,
+                                  o.warmup_iters, o.warmup_factor});
+  optim::StepPipeline pipeline;  // the regularizer issues add direction and projection hooks
+
+  // ---- run directory ----
+  int64_t step = 0, epoch = 0, batch_in_epoch = 0;
+  double best_top1 = -1;
+  TrainSummary summary;
+  if (!out.empty()) std::filesystem::create_directories(out);
+  if (resuming) {
+    const nlohmann::json state = load_checkpoint(out, "last", *model, optimizer.get());
+    step = state.at("step");
+    epoch = state.at("epoch");
+    batch_in_epoch = state.at("batch_in_epoch");
+    best_top1 = state.value("best_top1", -1.0);
+    default_generator().set_state(state.at("rng").at("seed"), state.at("rng").at("offset"));
+  } else if (!out.empty()) {
+    write_file_atomic(out + "/args.json", to_json(o).dump(1) + "\n");
+  }
+  LineLog log, metrics;
+  if (!out.empty()) {
+    log.open(out + "/log.jsonl", resuming, step, jsonl_step);
+    metrics.open(out + "/metrics.csv", resuming, step, csv_step);
+    if (metrics.empty()) metrics.write(kCsvHeader);
+  }
+  auto checkpoint = [&] {
+    if (out.empty()) return;
+    const Generator& g = default_generator();
+    save_checkpoint(out, "last", *model, optimizer.get(),
+                    {{"step", step}, {"epoch", epoch}, {"batch_in_epoch", batch_in_epoch}, {"best_top1", best_top1},
+                     {"rng", {{"seed", g.seed()}, {"offset", g.offset()}}}});
+  };
+
+  Progress progress(o.progress, total_steps);
+  double epoch_loss_sum = 0;
+  int64_t epoch_loss_n = 0;
+  auto evaluate_now = [&] {
+    if (!val_loader) return;
+    summary.final_eval = evaluate(*model, *val_loader);
+    summary.evaluated = true;
+    set_train_mode(*model, o.bn);
+    const double train_loss = epoch_loss_n ? epoch_loss_sum / epoch_loss_n : NAN;
+    if (metrics.is_open()) metrics.write(csv_row(step, epoch, train_loss, summary.final_eval));
+    progress.message("eval step " + std::to_string(step) + ": " + format_eval(summary.final_eval));
+    if (summary.final_eval.top1 > best_top1) {
+      best_top1 = summary.final_eval.top1;
+      summary.best_eval = summary.final_eval;
+      if (!out.empty()) save_weights(out + "/best.safetensors", *model, {{"step", std::to_string(step)}});
+    }
+  };
+
+  // ---- the loop ----
+  SigintScope sigint;
+  set_train_mode(*model, o.bn);
+  bool stop = step >= total_steps;
+  while (!stop) {
+    train_loader.start_epoch(epoch, batch_in_epoch);
+    const double reg_scale = std::pow(o.reg_decay, static_cast<double>(epoch));  // SPEC 2 --reg-decay
+    data::Batch batch;
+    while (!stop && train_loader.next(batch)) {
+      optimizer->set_lr(schedule.lr(step));
+      optimizer->zero_grad();
+      const Tensor logits = (*model)(batch.images);
+      const Tensor J = cross_entropy(logits, batch.labels, o.label_smoothing);  // SPEC 2: mean CE
+      Tensor total = J;
+      nlohmann::json parts = {{"J", J.item<double>()}};
+      if (penalty)
+        for (const auto& [name, term] : penalty->terms(reg_scale)) {
+          total = total + term;
+          parts[name] = term.item<double>();
+        }
+      const double loss = total.item<double>();
+      if (!std::isfinite(loss))
+        throw NonFiniteLoss(detail::make_message("non-finite loss at step ", step + 1, " (epoch ", epoch,
+                                                 "): total ", loss, ", parts ", parts.dump(),
+                                                 "; nothing was updated; the last checkpoint is intact"));
+      total.backward();
+      const double gnorm = grad_norm(optimizer->groups());
+      pipeline.step(*optimizer);
+      ++step, ++batch_in_epoch;
+      epoch_loss_sum += parts["J"].get<double>(), ++epoch_loss_n;
+      progress.update(step, epoch, loss, optimizer->base_lr(), batch.size());
+      if (log.is_open() && (step % o.log_interval == 0 || step == total_steps)) {
+        nlohmann::json rec = {{"step", step}, {"epoch", epoch}, {"lr", optimizer->base_lr()}, {"total", loss},
+                              {"grad_norm", gnorm}};
+        rec.update(parts);
+        log.write(rec.dump());
+      }
+      stop = step >= total_steps || g_interrupted;
+      const bool epoch_end = batch_in_epoch == per_epoch;
+      const bool eval_due = o.eval_interval > 0 ? step % o.eval_interval == 0 : epoch_end;
+      if (eval_due || step >= total_steps) evaluate_now();
+      const bool checkpoint_due = o.checkpoint_interval > 0 ? step % o.checkpoint_interval == 0 : eval_due;
+      if (epoch_end) ++epoch, batch_in_epoch = 0, epoch_loss_sum = 0, epoch_loss_n = 0;
+      if (checkpoint_due || stop) checkpoint();
+    }
+    const auto& report = train_loader.epoch_report();
+    if (report.skipped > 0)
+      progress.message("skipped " + std::to_string(report.skipped) + " unreadable image(s) this epoch");
+    if (!stop && batch_in_epoch != 0) ++epoch, batch_in_epoch = 0;  // bad images shortened the epoch
+  }
+  progress.finish();
+  summary.interrupted = g_interrupted != 0;
+  summary.steps = step;
+  if (!o.save_final.empty() && !summary.interrupted) save_weights(o.save_final, *model, {{"step", std::to_string(step)}});
+  summary.distance_from_w0 = distance_from_w0(sets);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return summary;
+}
+
+}  // namespace tether::train

@@ -1,9 +1,12 @@
 #include "tools/train/options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "core/check.h"
+#include "models/registry.h"
+#include "regularizers/penalty.h"
 
 namespace tether::train {
 namespace {
@@ -26,7 +29,9 @@ std::string join_value(const nlohmann::json& v) {
 void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   const auto pos = CLI::PositiveNumber, nonneg = CLI::NonNegativeNumber;
   // model and weights
-  cmd.add_option("--model", o.model, "Architecture (see `tether models`)")->required();
+  cmd.add_option("--model", o.model, "Architecture (see `tether models`)")
+      ->required()
+      ->check(CLI::IsMember(models::model_names()));
   cmd.add_option("--weights", o.weights, "Pretrained weights w0 (safetensors); omitted: train from init")
       ->check(CLI::ExistingFile);
   cmd.add_option("--init", o.init, "Other starting weights (penalties still refer to --weights)")
@@ -97,12 +102,21 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
       ->check(nonneg);
   cmd.add_option("--checkpoint-interval", o.checkpoint_interval,
                  "Iterations between checkpoints (0: at every evaluation)")->check(nonneg);
+  cmd.add_option("--stop-after", o.stop_after,
+                 "Stop after this many steps as if interrupted: checkpoint, exit 130 (time-boxed jobs)")
+      ->check(nonneg);
   cmd.add_option("--save-final", o.save_final, "Write the final weights to this safetensors file");
   cmd.add_option("--progress", o.progress, "auto (bar on a terminal), bar, plain or none")
       ->check(choice({"auto", "bar", "plain", "none"}));
 }
 
 void validate(const TrainOptions& o) {
+  const auto& regs = reg::penalty_names();
+  if (std::find(regs.begin(), regs.end(), o.reg) == regs.end()) {
+    std::string known;
+    for (const auto& r : regs) known += (known.empty() ? "" : ", ") + r;
+    TETHER_FAIL("--reg: unknown penalty '", o.reg, "' (known: ", known, ")");
+  }
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
   TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values");
   for (float s : o.std) TETHER_CHECK(s > 0, "--std values must be > 0, got ", s);
@@ -152,7 +166,7 @@ std::vector<std::string> merge_json_args(const std::vector<std::string>& argv, c
   std::vector<std::string> merged;
   for (const auto& [key, value] : config.items()) {
     const std::string flag = "--" + key;
-    TETHER_CHECK(key != "config" && key != "resume", origin, ": key '", key, "' cannot be set from a file");
+    TETHER_CHECK(key != "config" && key != "resume" && key != "stop-after", origin, ": key '", key, "' cannot be set from a file");
     TETHER_CHECK(cmd.get_option_no_throw(flag) != nullptr, origin, ": unknown key '", key,
                  "' (keys are the flag names of `tether train`, without the dashes)");
     if (given(flag)) continue;  // the command line wins

@@ -68,7 +68,8 @@ struct TrainOptions {
   int64_t log_interval = 10;
   int64_t eval_interval = 0;       // iterations; 0: at the end of every epoch
   int64_t checkpoint_interval = 0; // iterations; 0: at every evaluation
-  std::string resume;
+  std::string resume;               // not in args.json: says how this process started
+  int64_t stop_after = 0;           // stop as if interrupted after this step (not in args.json)
   std::string save_final;
   std::string progress = "auto";   // auto | bar | plain | none
 };

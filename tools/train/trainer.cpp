@@ -280,7 +280,9 @@ TrainSummary run_training(const TrainOptions& o) {
         rec.update(parts);
         log.write(rec.dump());
       }
-      stop = step >= total_steps || g_interrupted;
+      const bool interrupted = g_interrupted || (o.stop_after > 0 && step >= o.stop_after);
+      summary.interrupted = interrupted;
+      stop = step >= total_steps || interrupted;
       const bool epoch_end = batch_in_epoch == per_epoch;
       const bool eval_due = o.eval_interval > 0 ? step % o.eval_interval == 0 : epoch_end;
       if (eval_due || step >= total_steps) evaluate_now();
@@ -294,7 +296,6 @@ TrainSummary run_training(const TrainOptions& o) {
     if (!stop && batch_in_epoch != 0) ++epoch, batch_in_epoch = 0;  // bad images shortened the epoch
   }
   progress.finish();
-  summary.interrupted = g_interrupted != 0;
   summary.steps = step;
   if (!o.save_final.empty() && !summary.interrupted) save_weights(o.save_final, *model, {{"step", std::to_string(step)}});
   summary.distance_from_w0 = distance_from_w0(sets);

@@ -1,0 +1,263 @@
+// `tether train` and `tether eval` end to end, through the built binary, on real files: an
+// ImageFolder of PNGs cut from Debian's Fashion-MNIST. Checks the run directory of SPEC 9,
+// that training learns, resume identity, SIGINT, a non-finite loss, and flag errors.
+#include <stb_image_write.h>
+
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "core/safetensors.h"
+#include "data/dataset.h"
+#include "tests/test_util.h"
+#include "tests/tools/files.h"
+#include "tools/train/run_files.h"
+
+using namespace tether;
+using namespace tether::testing;
+
+namespace {
+
+const std::string kTether = TETHER_BINARY_DIR "/tether";
+
+// root/{train,val}/<class>/<i>.png from Fashion-MNIST classes 0 (T-shirt), 1 (trouser), 7 (sneaker).
+void write_fashion_folder(const std::string& root, int train_per_class, int val_per_class) {
+  const auto ds = data::fashion_mnist("train");
+  const std::vector<std::pair<int64_t, std::string>> classes{{0, "tshirt"}, {1, "trouser"}, {7, "sneaker"}};
+  std::map<int64_t, int> taken;
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    const int64_t label = ds->label(i);
+    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) { return c.first == label; });
+    if (it == classes.end() || taken[label] >= train_per_class + val_per_class) continue;
+    const int n = taken[label]++;
+    const std::string dir = root + (n < train_per_class ? "/train/" : "/val/") + it->second;
+    std::filesystem::create_directories(dir);
+    const data::Image img = ds->load(i);
+    std::vector<uint8_t> gray(img.height * img.width);
+    for (int p = 0; p < img.height * img.width; ++p) gray[p] = static_cast<uint8_t>(img.plane(0)[p] * 255.0f + 0.5f);
+    REQUIRE(stbi_write_png((dir + "/" + std::to_string(n) + ".png").c_str(), img.width, img.height, 1, gray.data(),
+                           img.width) != 0);
+  }
+}
+
+// The small, deterministic run every test starts from.
+std::string train_cmd(const std::string& data, const std::string& out) {
+  return kTether + " train --model resnet18 --data " + data + " --input-size 32 --augment flip" +
+         " --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353 --batch-size 6 --lr 0.05 --momentum 0.9" +
+         " --schedule cosine --threads 2 --workers 2 --seed 3 --log-interval 1 --progress plain --out " + out;
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_bytes(path));
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::vector<std::string> out;
+  std::istringstream in(read_bytes(path));
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// Max |a - b| over every tensor of two weight files (which must hold the same names).
+double max_weight_difference(const std::string& a, const std::string& b) {
+  const auto fa = safetensors::load(a), fb = safetensors::load(b);
+  REQUIRE(fa.tensors.size() == fb.tensors.size());
+  double worst = 0;
+  for (const auto& [name, t] : fa.tensors) {
+    REQUIRE(fb.tensors.count(name));
+    const auto x = t.to_vector<double>(), y = fb.tensors.at(name).to_vector<double>();
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  }
+  return worst;
+}
+
+// One ImageFolder for the whole suite (written on first use).
+const std::string& fashion_folder() {
+  static TempDir dir;
+  static const std::string root = [] {
+    write_fashion_folder(dir.file("fashion"), 12, 6);
+    return dir.file("fashion");
+  }();
+  return root;
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+  TEST_CASE("tether train on PNG files: learns, evaluates, and writes SPEC 9's run directory") {
+    TempDir tmp;
+    const std::string out = tmp.file("run");
+    const auto r = run_command(train_cmd(fashion_folder(), out) + " --epochs 4 --save-final " + tmp.file("final.safetensors"));
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    for (const char* f : {"args.json", "metrics.csv", "log.jsonl", "last.safetensors", "last.optim.safetensors",
+                          "last.state.json", "best.safetensors"})
+      CHECK(std::filesystem::exists(out + "/" + f));
+    // args.json: every resolved option under its flag name.
+    const auto args = train::read_json(out + "/args.json");
+    CHECK(args["lr"] == 0.05);
+    CHECK(args["batch-size"] == 6);
+    CHECK(args["schedule"] == "cosine");
+    CHECK(args["reg"] == "none");
+    // 36 training images, batch 6: 6 steps per epoch, 24 steps; log every step.
+    const auto log = read_jsonl(out + "/log.jsonl");
+    REQUIRE(log.size() == 24);
+    for (const char* key : {"step", "epoch", "lr", "J", "total", "grad_norm"}) CHECK(log[5].contains(key));
+    CHECK(log[0]["lr"].get<double>() == doctest::Approx(0.05));
+    CHECK(log[23]["lr"].get<double>() < 0.002);  // cosine to zero
+    CHECK(log[23]["epoch"] == 3);
+    // It learns: the last epoch's mean loss is well below the first's (ln 3 = 1.10 at chance).
+    double first = 0, last = 0;
+    for (int i = 0; i < 6; ++i) first += log[i]["J"].get<double>() / 6, last += log[18 + i]["J"].get<double>() / 6;
+    CHECK(last < 0.6 * first);
+    // metrics.csv: a header and one row per epoch (eval at every epoch end).
+    const auto rows = lines_of(out + "/metrics.csv");
+    REQUIRE(rows.size() == 5);
+    CHECK(rows[0].rfind("step,epoch,train_loss,top1,top5,mean_class_accuracy,loss,entropy_bits,samples", 0) == 0);
+    CHECK(rows[4].rfind("24,3,", 0) == 0);
+    CHECK(rows[4].substr(rows[4].rfind(',') + 1) == "18");  // 18 validation images
+    // The final weights equal last.safetensors, and `tether eval` reproduces the last row's top-1.
+    CHECK(max_weight_difference(tmp.file("final.safetensors"), out + "/last.safetensors") == 0.0);
+    const auto e = run_command(kTether + " eval --model resnet18 --weights " + tmp.file("final.safetensors") +
+                               " --data " + fashion_folder() + " --input-size 32 --augment flip" +
+                               " --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353 --threads 2 --predictions " +
+                               tmp.file("pred.csv"));
+    INFO(e.output);
+    REQUIRE(e.code == 0);
+    std::vector<std::string> cols;
+    std::stringstream row(rows[4]);
+    for (std::string c; std::getline(row, c, ',');) cols.push_back(c);
+    char expect[32];
+    std::snprintf(expect, sizeof expect, "top1 %.2f%%", 100 * std::stod(cols[3]));
+    CHECK(contains(e.output, expect));
+    const auto pred = lines_of(tmp.file("pred.csv"));
+    REQUIRE(pred.size() == 19);
+    CHECK(pred[0] == "index,file,label,prediction,confidence");
+    CHECK(contains(pred[1], "/val/sneaker/"));  // class folders sorted byte-wise: sneaker, trouser, tshirt
+  }
+
+  TEST_CASE("--resume: an interrupted run continues to the same final weights, bit for bit") {
+    TempDir tmp;
+    const std::string base = train_cmd(fashion_folder(), tmp.file("a")) + " --epochs 3 --checkpoint-interval 4";
+    const auto straight = run_command(base + " --save-final " + tmp.file("straight.safetensors"));
+    INFO(straight.output);
+    REQUIRE(straight.code == 0);
+    // The same run, stopped after step 10 (mid-epoch: epoch 1, batch 4 of 6), then resumed.
+    const std::string b = tmp.file("b");
+    const auto stopped = run_command(train_cmd(fashion_folder(), b) + " --epochs 3 --checkpoint-interval 4 --stop-after 10 --save-final " +
+                                     tmp.file("resumed.safetensors"));
+    INFO(stopped.output);
+    REQUIRE(stopped.code == 130);
+    CHECK(train::read_json(b + "/last.state.json")["step"] == 10);
+    CHECK(!std::filesystem::exists(tmp.file("resumed.safetensors")));
+    const auto resumed = run_command(kTether + " train --resume " + b);
+    INFO(resumed.output);
+    REQUIRE(resumed.code == 0);
+    CHECK(max_weight_difference(tmp.file("straight.safetensors"), tmp.file("resumed.safetensors")) == 0.0);
+    // The logs read as if the run had never stopped.
+    const auto la = read_jsonl(tmp.file("a") + "/log.jsonl"), lb = read_jsonl(b + "/log.jsonl");
+    REQUIRE(la.size() == lb.size());
+    for (size_t i = 0; i < la.size(); ++i) CHECK(la[i]["J"] == lb[i]["J"]);
+    CHECK(lines_of(tmp.file("a") + "/metrics.csv") == lines_of(b + "/metrics.csv"));
+  }
+
+  TEST_CASE("SIGINT writes a checkpoint and exits 130; the run resumes from it") {
+    TempDir tmp;
+    const std::string out = tmp.file("run");
+    const std::string cmd = train_cmd(fashion_folder(), out) + " --iters 100000 > " + tmp.file("log.txt") +
+                            " 2>&1 & pid=$!; " + "for i in $(seq 600); do [ -s " + out +
+                            "/log.jsonl ] && break; sleep 0.1; done; kill -INT $pid; wait $pid; echo exit=$?";
+    const auto r = run_command("bash -c '" + cmd + "'");
+    INFO(r.output, read_bytes(tmp.file("log.txt")));
+    CHECK(contains(r.output, "exit=130"));
+    const auto state = train::read_json(out + "/last.state.json");
+    const int64_t step = state["step"];
+    CHECK(step >= 1);
+    CHECK(contains(read_bytes(tmp.file("log.txt")), "--resume"));
+    const auto resumed = run_command(kTether + " train --resume " + out + " --iters " + std::to_string(step + 2));
+    INFO(resumed.output);
+    CHECK(resumed.code == 0);
+    CHECK(train::read_json(out + "/last.state.json")["step"] == step + 2);
+  }
+
+  TEST_CASE("a non-finite loss stops the run naming the step and the parts; the last checkpoint stays intact") {
+    TempDir tmp;
+    const std::string out = tmp.file("run");
+    // An absurd learning rate with the L2-SP penalty: the weights blow up within a few steps.
+    const auto r = run_command(train_cmd(fashion_folder(), out) + " --iters 50 --lr 1e30 --momentum 0" +
+                               " --reg l2sp --alpha 0.1 --beta 0.01 --checkpoint-interval 1");
+    INFO(r.output);
+    CHECK(r.code != 0);
+    CHECK(contains(r.output, "non-finite loss at step "));
+    CHECK(contains(r.output, "\"J\""));
+    CHECK(contains(r.output, "omega.S"));
+    // The checkpoint is the last good step's, loadable, and its weights are finite.
+    if (std::filesystem::exists(out + "/last.state.json")) {
+      const int64_t step = train::read_json(out + "/last.state.json")["step"];
+      CHECK(contains(r.output, "non-finite loss at step " + std::to_string(step + 1)));
+      const auto w = safetensors::load(out + "/last.safetensors");
+      CHECK(w.metadata.at("step") == std::to_string(step));
+    }
+  }
+
+  TEST_CASE("--config: keys are flag names, the command line wins, unknown keys are errors") {
+    TempDir tmp;
+    write_bytes(tmp.file("cfg.json"), R"({"lr": 0.5, "iters": 2, "freeze": ["layer1", "layer2"], "nesterov": true})");
+    const auto r = run_command(train_cmd(fashion_folder(), tmp.file("run")) + " --config " + tmp.file("cfg.json") +
+                               " --lr 0.01");
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    const auto args = train::read_json(tmp.file("run") + "/args.json");
+    CHECK(args["lr"] == 0.01);
+    CHECK(args["iters"] == 2);
+    CHECK(args["nesterov"] == true);
+    CHECK(args["freeze"] == nlohmann::json::array({"layer1", "layer2"}));
+    write_bytes(tmp.file("bad.json"), R"({"learning-rate": 0.1})");
+    const auto bad = run_command(train_cmd(fashion_folder(), tmp.file("x")) + " --config " + tmp.file("bad.json"));
+    CHECK(bad.code != 0);
+    CHECK(contains(bad.output, "unknown key 'learning-rate'"));
+  }
+
+  TEST_CASE("bad flags and data are rejected before any work, naming the culprit") {
+    TempDir tmp;
+    write_bytes(tmp.file("broken.json"), "{\"lr\": ");
+    const std::string ok = train_cmd(fashion_folder(), tmp.file("run"));
+    struct Case {
+      std::string args, expect;
+    };
+    const std::vector<Case> cases{
+        {" --iters 5 --lr -1", "--lr"},
+        {" --iters 5 --optimizer rmsprop", "--optimizer"},
+        {" --iters 5 --batch-size 0", "--batch-size"},
+        {"", "--epochs or --iters"},
+        {" --iters 5 --mean 0.5,0.5", "--mean"},
+        {" --iters 5 --schedule step", "--milestones"},
+        {" --iters 5 --schedule poly", "--schedule"},
+        {" --iters 5 --optimizer adam --nesterov", "--nesterov"},
+        {" --iters 5 --reg l3", "--reg"},
+        {" --iters 5 --classes 0,9", "--classes"},
+        {" --iters 5 --freeze layer9", "layer9"},
+        {" --iters 5 --batch-size 100", "--batch-size 100"},
+        {" --iters 5 --weights /no/such.safetensors", "--weights"},
+        {" --iters 5 --config " + tmp.file("broken.json"), "broken.json"},
+        {" --iters 5 --resume " + tmp.file("nothing"), "--resume"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.args);
+      const auto r = run_command(ok + c.args);
+      INFO(r.output);
+      CHECK(r.code != 0);
+      CHECK(contains(r.output, c.expect));
+      CHECK(!std::filesystem::exists(tmp.file("run") + "/last.state.json"));
+    }
+    const auto model = run_command(kTether + " train --model resnet7 --data " + fashion_folder() + " --iters 1");
+    CHECK(model.code != 0);
+    CHECK(contains(model.output, "resnet7"));
+    const auto data = run_command(kTether + " train --model resnet18 --data " + tmp.file("nope") + " --iters 1");
+    CHECK(data.code != 0);
+    CHECK(contains(data.output, "--data"));
+  }
+}

@@ -43,6 +43,15 @@ void normalize(Image& img, const std::array<float, 3>& mean, const std::array<fl
 // (torchvision.transforms.TenCrop order).
 std::vector<Image> ten_crop(const Image& img, int size);
 
+// The box RandomResizedCrop cuts before resizing: torchvision's RandomResizedCrop.get_params
+// (10 tries of area ~ U[scale] * h * w and log-uniform ratio, then a centre crop with the
+// ratio clamped). Exposed so tests can check the drawn boxes against scale and ratio.
+struct CropBox {
+  int top = 0, left = 0, height = 0, width = 0;
+};
+CropBox random_resized_crop_box(int height, int width, const std::array<float, 2>& scale,
+                                const std::array<float, 2>& ratio, Generator& gen);
+
 // ---- transforms ---------------------------------------------------------------------------
 // One step of a pipeline. Most map one image to one image; a multi-view step (TenCrop)
 // expands one image into several views, and later steps apply to each view.

@@ -584,8 +584,8 @@ Pipeline make_train_pipeline(const TransformOptions& o) {
 Pipeline make_eval_pipeline(const TransformOptions& o) {
   validate(o);
   Pipeline p;
-  if (o.augment == "none") {
-    TETHER_CHECK(!o.ten_crop, "ten_crop needs a cropping protocol; augment none only resizes to input_size");
+  if (o.augment == "none" || o.augment == "flip") {  // protocols without crops: resize only
+    TETHER_CHECK(!o.ten_crop, "ten_crop needs a cropping protocol; augment ", o.augment, " only resizes to input_size");
     p.add(std::make_shared<Resize>(o.input_size, o.interpolation));
   } else {
     if (o.augment == "ptr")

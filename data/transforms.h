@@ -86,7 +86,7 @@ class Pipeline {
 //   ptr       resize_pad to resize_size, random input_size crop, flip (the PtR protocol)
 // Then optional colour jitter, then normalisation: `mean_subtract` uses train_mean only
 // (L2-SP: per-channel training-set mean, no scaling), otherwise (x - mean) / std.
-// Evaluation: none → as train `none`; others → resize shorter (resize_pad for ptr) to
+// Evaluation: none, flip → resize to input_size (if needed), normalize; others → resize shorter (resize_pad for ptr) to
 // resize_size, centre crop input_size (or ten-crop), normalize.
 struct TransformOptions {
   std::string augment = "rrc";

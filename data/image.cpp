@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -106,8 +107,8 @@ JpegInfo scan_jpeg(const uint8_t* b, size_t n) {
 }
 
 // The EXIF orientations as PIL's ImageOps.exif_transpose applies them: out(y, x) = src(sy, sx).
-Image apply_orientation(const Image& src, int orientation) {
-  if (orientation <= 1 || orientation > 8) return src;
+Image apply_orientation(Image src, int orientation) {
+  if (orientation <= 1 || orientation > 8) return src;  // moved, not copied
   const int h = src.height, w = src.width;
   const bool swap = orientation >= 5;  // transposing orientations exchange height and width
   Image out(src.channels, swap ? w : h, swap ? h : w);
@@ -136,11 +137,16 @@ Image planar_rgb(const T* hwc, int height, int width, int channels, Scale scale)
   TETHER_CHECK(height > 0 && width > 0, "image size ", height, "x", width);
   Image img(3, height, width);
   const size_t n = static_cast<size_t>(height) * width;
-  const int color = channels >= 3 ? 3 : 1;  // 1, 2 (gray + alpha): gray; 3, 4 (RGBA): RGB
-  for (int c = 0; c < 3; ++c) {
-    float* out = img.plane(c);
-    const T* in = hwc + (color == 3 ? c : 0);
-    for (size_t i = 0; i < n; ++i) out[i] = scale(in[i * channels]);
+  float *r = img.plane(0), *g = img.plane(1), *b = img.plane(2);
+  if (channels >= 3) {  // RGB, RGBA (alpha dropped): one pass over the input
+    for (size_t i = 0; i < n; ++i) {
+      const T* p = hwc + i * channels;
+      r[i] = scale(p[0]), g[i] = scale(p[1]), b[i] = scale(p[2]);
+    }
+  } else {  // gray, gray + alpha: gray replicated
+    for (size_t i = 0; i < n; ++i) r[i] = scale(hwc[i * channels]);
+    std::copy(r, r + n, g);
+    std::copy(r, r + n, b);
   }
   return img;
 }
@@ -188,7 +194,8 @@ Image decode_image_memory(const uint8_t* bytes, size_t size, const std::string& 
     }
     img = image_from_u8(px.get(), h, w, c);
   }
-  return is_jpeg ? apply_orientation(img, jpeg.orientation) : img;
+  if (is_jpeg) img = apply_orientation(std::move(img), jpeg.orientation);
+  return img;
 }
 
 Image decode_image_file(const std::string& path) {

@@ -1,5 +1,6 @@
-// The loader: worker threads each build whole batches (decode → pipeline → one NCHW tensor)
-// into a bounded window of batches ahead of the consumer; next() hands them out in order.
+// The loader: worker threads decode and transform samples of a bounded window of batches
+// ahead of the consumer and assemble each finished batch into one NCHW tensor; next() hands
+// the batches out in order.
 //
 // Seeds (documented, so a run can be reproduced outside tether):
 //   mix(a, b)       = splitmix64(a ^ splitmix64(b))      (splitmix64: Steele et al., 2014)
@@ -42,7 +43,14 @@ std::string decode_reason(const std::string& message, const std::string& name) {
   return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
 }
 
-// What a worker hands to next(): a batch, the files it left out, or an error to rethrow.
+// One sample's outcome: its views, or the reason it was skipped, or an error for next().
+struct SampleResult {
+  std::vector<Image> views;
+  std::string bad_name, bad_reason;  // set when skipped as a bad file
+  std::exception_ptr error;
+};
+
+// What next() receives: a batch (possibly empty), the files it left out, or an error.
 struct BatchResult {
   Batch batch;
   std::vector<std::pair<std::string, std::string>> bad;  // (description, reason)
@@ -57,6 +65,8 @@ OnBadImage parse_on_bad_image(const std::string& name) {
   TETHER_FAIL("--on-bad-image: expected 'skip' or 'error', got '", name, "'");
 }
 
+// Work is handed out per sample (epoch position), so workers share even a single batch; the
+// worker that finishes a batch's last sample assembles the batch tensor.
 struct Loader::State {
   DatasetPtr dataset;
   Pipeline pipeline;
@@ -74,48 +84,79 @@ struct Loader::State {
   std::set<std::string> warned;
 
   // Shared with the workers, under `mutex`.
+  struct Pending {
+    std::vector<SampleResult> samples;
+    int64_t remaining = 0;
+  };
   std::mutex mutex;
   std::condition_variable work_ready, batch_ready;
-  int64_t next_claim = 0;    // the next batch a worker may start
+  int64_t next_claim = 0;    // the next epoch position a worker may take
   int64_t next_deliver = 0;  // the next batch next() returns
-  std::map<int64_t, BatchResult> done;
-  std::atomic<uint64_t> generation{0};  // bumped by start_epoch and the destructor: stale work is dropped
+  std::map<int64_t, Pending> pending;   // batches with samples still in work
+  std::map<int64_t, BatchResult> done;  // assembled batches waiting for next()
+  uint64_t generation = 0;              // bumped by start_epoch and the destructor: stale work is dropped
   bool stopping = false;
   std::vector<std::thread> workers;
 
   int64_t window() const { return std::max<int64_t>(1, int64_t{options.workers} * options.prefetch); }
+  int64_t batch_begin(int64_t b) const { return b * options.batch_size; }
+  int64_t batch_end(int64_t b) const {
+    return std::min(batch_begin(b) + options.batch_size, static_cast<int64_t>(order->size()));
+  }
+  int64_t end_position() const { return num_batches == 0 ? 0 : batch_end(num_batches - 1); }
 
-  BatchResult build(int64_t b, const std::vector<int64_t>& ord, uint64_t key, uint64_t gen) const;
+  SampleResult process(int64_t i, uint64_t key) const;
+  BatchResult finish(int64_t b, std::vector<SampleResult> samples, const std::vector<int64_t>& ord) const;
   Batch assemble(int64_t b, std::vector<std::vector<Image>>& images, std::vector<int64_t> indices) const;
   void worker_loop();
+  void stop_workers();
 };
 
-BatchResult Loader::State::build(int64_t b, const std::vector<int64_t>& ord, uint64_t key, uint64_t gen) const {
+SampleResult Loader::State::process(int64_t i, uint64_t key) const {
+  SampleResult r;
+  try {
+    Generator sample_gen(mix(key, static_cast<uint64_t>(i)));
+    r.views = pipeline.run(dataset->load(i), sample_gen);
+    TETHER_CHECK(static_cast<int>(r.views.size()) == pipeline.views(), "pipeline returned ", r.views.size(),
+                 " images for sample '", dataset->describe(i), "', expected ", pipeline.views());
+  } catch (const DecodeError& e) {
+    r.views.clear();
+    if (options.on_bad_image == OnBadImage::error) {
+      r.error = std::current_exception();
+    } else {
+      r.bad_name = dataset->describe(i);
+      r.bad_reason = decode_reason(e.what(), r.bad_name);
+    }
+  } catch (...) {
+    r.views.clear();
+    r.error = std::current_exception();  // rethrown by next(), on the consumer's thread
+  }
+  return r;
+}
+
+// The batch from its samples' outcomes, in epoch order: the first error wins (as a serial
+// loop would have stopped there); skipped files are listed; the rest become the batch.
+BatchResult Loader::State::finish(int64_t b, std::vector<SampleResult> samples, const std::vector<int64_t>& ord) const {
   BatchResult r;
-  const int64_t n = static_cast<int64_t>(ord.size());
-  const int64_t begin = b * options.batch_size, end = std::min(begin + options.batch_size, n);
   std::vector<std::vector<Image>> images;
   std::vector<int64_t> indices;
-  try {
-    for (int64_t p = begin; p < end; ++p) {
-      if (generation.load(std::memory_order_relaxed) != gen) return r;  // epoch restarted or loader destroyed
-      const int64_t i = ord[p];
-      try {
-        Generator sample_gen(mix(key, static_cast<uint64_t>(i)));
-        std::vector<Image> views = pipeline.run(dataset->load(i), sample_gen);
-        TETHER_CHECK(static_cast<int>(views.size()) == pipeline.views(), "pipeline returned ", views.size(),
-                     " images for sample '", dataset->describe(i), "', expected ", pipeline.views());
-        images.push_back(std::move(views));
-        indices.push_back(i);
-      } catch (const DecodeError& e) {
-        if (options.on_bad_image == OnBadImage::error) throw;
-        const std::string name = dataset->describe(i);
-        r.bad.emplace_back(name, decode_reason(e.what(), name));
-      }
+  for (size_t s = 0; s < samples.size(); ++s) {
+    SampleResult& sample = samples[s];
+    if (sample.error) {
+      r.error = sample.error;
+      return r;
     }
+    if (!sample.bad_name.empty()) {
+      r.bad.emplace_back(std::move(sample.bad_name), std::move(sample.bad_reason));
+      continue;
+    }
+    images.push_back(std::move(sample.views));
+    indices.push_back(ord[batch_begin(b) + static_cast<int64_t>(s)]);
+  }
+  try {
     if (!indices.empty()) r.batch = assemble(b, images, std::move(indices));
   } catch (...) {
-    r.error = std::current_exception();  // rethrown by next(), on the consumer's thread
+    r.error = std::current_exception();
   }
   return r;
 }
@@ -144,7 +185,7 @@ Batch Loader::State::assemble(int64_t b, std::vector<std::vector<Image>>& images
     for (Image& img : views) {
       std::copy(img.pixels.begin(), img.pixels.end(), out);
       out += per_image;
-      img = Image();  // free as we go: a batch of large decoded images is the loader's peak memory
+      img = Image();  // free as we go: a batch of decoded images is the loader's peak memory
     }
   batch.labels = Tensor::empty({n}, DType::i64);
   for (int64_t s = 0; s < n; ++s) batch.labels.data<int64_t>()[s] = dataset->label(indices[s]);
@@ -155,19 +196,33 @@ Batch Loader::State::assemble(int64_t b, std::vector<std::vector<Image>>& images
 void Loader::State::worker_loop() {
   std::unique_lock<std::mutex> lock(mutex);
   for (;;) {
-    work_ready.wait(lock, [&] { return stopping || (next_claim < num_batches && next_claim < next_deliver + window()); });
+    work_ready.wait(lock, [&] {
+      return stopping || (next_claim < end_position() && next_claim / options.batch_size < next_deliver + window());
+    });
     if (stopping) return;
-    const int64_t b = next_claim++;
-    const uint64_t gen = generation.load();
+    const int64_t p = next_claim++, b = p / options.batch_size;
+    const uint64_t gen = generation, key = epoch_key;
     const auto ord = order;
-    const uint64_t key = epoch_key;
-    lock.unlock();
-    BatchResult r = build(b, *ord, key, gen);  // catches everything: no exception leaves a thread
-    lock.lock();
-    if (gen == generation.load() && !stopping) {
-      done.emplace(b, std::move(r));
-      batch_ready.notify_all();
+    Pending& slot = pending[b];
+    if (slot.samples.empty()) {
+      slot.samples.resize(static_cast<size_t>(batch_end(b) - batch_begin(b)));
+      slot.remaining = static_cast<int64_t>(slot.samples.size());
     }
+    lock.unlock();
+    SampleResult r = process((*ord)[p], key);  // catches everything: no exception leaves a thread
+    lock.lock();
+    if (gen != generation) continue;  // the epoch was restarted (or the loader is closing)
+    Pending& same = pending[b];
+    same.samples[p - batch_begin(b)] = std::move(r);
+    if (--same.remaining > 0) continue;
+    std::vector<SampleResult> samples = std::move(same.samples);
+    pending.erase(b);
+    lock.unlock();
+    BatchResult batch = finish(b, std::move(samples), *ord);
+    lock.lock();
+    if (gen != generation) continue;
+    done.emplace(b, std::move(batch));
+    batch_ready.notify_all();
   }
 }
 
@@ -179,17 +234,26 @@ Loader::Loader(DatasetPtr dataset, Pipeline pipeline, LoaderOptions options) : s
   state_->dataset = std::move(dataset);
   state_->pipeline = std::move(pipeline);
   state_->options = std::move(options);
-  for (int w = 0; w < state_->options.workers; ++w) state_->workers.emplace_back([s = state_.get()] { s->worker_loop(); });
+  try {
+    for (int w = 0; w < state_->options.workers; ++w)
+      state_->workers.emplace_back([s = state_.get()] { s->worker_loop(); });
+  } catch (...) {  // no thread to spare: join the ones started, then report
+    state_->stop_workers();
+    throw;
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { state_->stop_workers(); }
+
+void Loader::State::stop_workers() {
   {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->stopping = true;
-    ++state_->generation;  // workers mid-batch stop at the next sample
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+    ++generation;  // a worker drops the sample in hand
   }
-  state_->work_ready.notify_all();
-  for (std::thread& t : state_->workers) t.join();
+  work_ready.notify_all();
+  for (std::thread& t : workers) t.join();
+  workers.clear();
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
@@ -206,6 +270,7 @@ void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     ++s.generation;
+    s.pending.clear();
     s.done.clear();
     s.epoch = epoch;
     s.epoch_key = key;
@@ -224,7 +289,10 @@ bool Loader::next(Batch& batch) {
     BatchResult r;
     if (s.options.workers == 0) {
       if (s.next_deliver >= s.num_batches) return false;
-      r = s.build(s.next_deliver++, *s.order, s.epoch_key, s.generation.load());
+      const int64_t b = s.next_deliver++;
+      std::vector<SampleResult> samples;
+      for (int64_t p = s.batch_begin(b); p < s.batch_end(b); ++p) samples.push_back(s.process((*s.order)[p], s.epoch_key));
+      r = s.finish(b, std::move(samples), *s.order);
     } else {
       std::unique_lock<std::mutex> lock(s.mutex);
       if (s.next_deliver >= s.num_batches) return false;

@@ -1,6 +1,8 @@
 // The `tether` command-line tool. One file per subcommand (tools/cmd_*.cpp, declared in
 // tools/commands.h); this file only wires them together and turns errors into exit codes:
 // tether::Error -> "tether: <message>" and exit 1; flag errors -> CLI11's message and code.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -9,6 +11,11 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  // Keep freed image and activation buffers mapped instead of returning them to the kernel on
+  // every free: glibc's defaults page-fault multi-megabyte buffers back in on nearly every
+  // image, which halves the data loader's throughput (tools/bench/bench_data.cpp measures it).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   CLI::App app{"tether: fine-tuning pretrained CNNs with an inductive bias toward the pretrained weights"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tether 0.1.0");

@@ -2,6 +2,7 @@
 // double-precision sums and the closed-form gradients α(w − w0), α w, β v.
 #include <cmath>
 
+#include "autograd/grad_mode.h"
 #include "models/registry.h"
 #include "regularizers/penalty.h"
 #include "tests/test_util.h"

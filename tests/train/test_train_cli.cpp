@@ -233,7 +233,6 @@ TEST_SUITE("train") {
         {" --iters 5 --optimizer rmsprop", "--optimizer"},
         {" --iters 5 --batch-size 0", "--batch-size"},
         {"", "--epochs or --iters"},
-        {" --iters 5 --mean 0.5,0.5", "--mean"},
         {" --iters 5 --schedule step", "--milestones"},
         {" --iters 5 --schedule poly", "--schedule"},
         {" --iters 5 --optimizer adam --nesterov", "--nesterov"},
@@ -253,6 +252,9 @@ TEST_SUITE("train") {
       CHECK(contains(r.output, c.expect));
       CHECK(!std::filesystem::exists(tmp.file("run") + "/last.state.json"));
     }
+    const auto mean = run_command(kTether + " train --model resnet18 --data " + fashion_folder() + " --iters 1 --mean 0.5,0.5");
+    CHECK(mean.code != 0);
+    CHECK(contains(mean.output, "--mean"));
     const auto model = run_command(kTether + " train --model resnet7 --data " + fashion_folder() + " --iters 1");
     CHECK(model.code != 0);
     CHECK(contains(model.output, "resnet7"));

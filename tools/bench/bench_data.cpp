@@ -3,12 +3,12 @@
 //   (a) decode only, one thread
 //   (b) decode + the `rrc` train pipeline to 224 + normalize, one thread
 //   (c) the Loader (decode + pipeline + batch assembly) with 1 and 2 workers, batch 64
-//       (until transforms.cpp lands: decode + a 224 centre crop)
-// and prints img/s and img/s per core.   Usage: bench_data [N=200] [--malloc-tuned]
+// and prints img/s and img/s per core.   Usage: bench_data [N=200] [--malloc-default]
 //
-// --malloc-tuned raises glibc's mmap and trim thresholds first. With the defaults, the
-// multi-megabyte image buffers of decode → transform are returned to the kernel and
-// page-faulted back in on nearly every image; on this VM that halves the throughput.
+// Like `tether` (tools/main.cpp), the bench first raises glibc's mmap and trim thresholds:
+// with the defaults, the multi-megabyte image buffers of decode → transform are returned to
+// the kernel and page-faulted back in on nearly every image, which halves the throughput on
+// this VM. --malloc-default measures without that.
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -70,20 +70,6 @@ std::vector<uint8_t> synthetic_photo(int w, int h, uint64_t seed) {
   return px;
 }
 
-// Until data/transforms.cpp exists: a plain 224 centre crop, so the loader's batches have the
-// size a real pipeline gives them (full-size float images would make (c) a test of page faults).
-class CenterCrop224 : public Transform {
- public:
-  Image apply(Image img, Generator&) const override {
-    const int s = 224, top = (img.height - s) / 2, left = (img.width - s) / 2;
-    Image out(img.channels, s, s);
-    for (int c = 0; c < img.channels; ++c)
-      for (int y = 0; y < s; ++y) std::copy_n(&img.at(c, top + y, left), s, &out.at(c, y, 0));
-    return out;
-  }
-  std::string describe() const override { return "CenterCrop(224) stand-in"; }
-};
-
 void report(const char* what, int64_t images, double secs, int cores) {
   std::printf("%-58s %8.1f img/s  %8.1f img/s/core  (%lld images, %.2f s)\n", what, images / secs, images / secs / cores,
               static_cast<long long>(images), secs);
@@ -93,7 +79,7 @@ void report(const char* what, int64_t images, double secs, int cores) {
 
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 200;
-  if (argc > 2 && std::string(argv[2]) == "--malloc-tuned") {
+  if (!(argc > 2 && std::string(argv[2]) == "--malloc-default")) {
     mallopt(M_MMAP_THRESHOLD, 64 << 20);   // buffers up to 64 MB come from the heap...
     mallopt(M_TRIM_THRESHOLD, 512 << 20);  // ...which keeps up to 512 MB of free memory mapped
     std::printf("malloc: mmap threshold 64 MB, trim threshold 512 MB\n");
@@ -127,34 +113,22 @@ int main(int argc, char** argv) {
   TransformOptions topt;
   topt.augment = "rrc";
   topt.input_size = 224;
-  Pipeline train;
-  bool have_pipeline = false;
-  try {
-    train = make_train_pipeline(topt);
-    have_pipeline = true;
-  } catch (const Error& e) {
-    std::printf("(b) skipped: %s\n", e.what());
+  const Pipeline train = make_train_pipeline(topt);
+  t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    Generator gen(static_cast<uint64_t>(i));
+    checksum += train.run(ds->load(i), gen)[0].pixels[0];
   }
-  if (have_pipeline) {
-    t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < ds->size(); ++i) {
-      Generator gen(static_cast<uint64_t>(i));
-      checksum += train.run(ds->load(i), gen)[0].pixels[0];
-    }
-    report(("(b) decode + " + train.describe() + ", 1 thread").c_str(), ds->size(), seconds_since(t0), 1);
-  }
+  report(("(b) decode + " + train.describe() + ", 1 thread").c_str(), ds->size(), seconds_since(t0), 1);
 
   // (c) the loader
-  Pipeline loader_pipeline = train;
-  if (!have_pipeline) loader_pipeline.add(std::make_shared<CenterCrop224>());
   for (int workers : {1, 2}) {
-    Loader loader(ds, loader_pipeline, {.batch_size = 64, .drop_last = false, .workers = workers, .seed = 1});
+    Loader loader(ds, train, {.batch_size = 64, .drop_last = false, .workers = workers, .seed = 1});
     t0 = std::chrono::steady_clock::now();
     loader.start_epoch(0);
     int64_t images = 0;
     for (Batch b; loader.next(b);) images += b.size();
-    const std::string what = std::string("(c) Loader, batch 64, ") + (have_pipeline ? "rrc pipeline" : "centre-crop stand-in") +
-                             ", workers=" + std::to_string(workers);
+    const std::string what = "(c) Loader, batch 64, rrc pipeline, workers=" + std::to_string(workers);
     report(what.c_str(), images, seconds_since(t0), workers);
   }
 

@@ -28,6 +28,10 @@ std::string join_value(const nlohmann::json& v) {
 
 void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   const auto pos = CLI::PositiveNumber, nonneg = CLI::NonNegativeNumber;
+  // A flag given twice: the last one wins (as argparse), so a command can be extended by
+  // appending flags. List flags below collect all their values instead.
+  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  const auto all = CLI::MultiOptionPolicy::TakeAll;
   // model and weights
   cmd.add_option("--model", o.model, "Architecture (see `tether models`)")
       ->required()
@@ -37,12 +41,12 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--init", o.init, "Other starting weights (penalties still refer to --weights)")
       ->check(CLI::ExistingFile);
   cmd.add_option("--num-classes", o.num_classes, "Classes of the new head (0: from the data)")->check(nonneg);
-  cmd.add_option("--freeze", o.freeze, "Parameter-name prefixes to freeze (comma-separated)")->delimiter(',');
+  cmd.add_option("--freeze", o.freeze, "Parameter-name prefixes to freeze (comma-separated)")->delimiter(',')->multi_option_policy(all);
   cmd.add_option("--bn", o.bn, "BatchNorm: train (batch stats), eval (running stats), frozen")
       ->check(choice({"train", "eval", "frozen"}));
   // data
   cmd.add_option("--data", o.data, "ImageFolder root (train/ and val/ or test/), or 'fashion-mnist'")->required();
-  cmd.add_option("--classes", o.classes, "Keep only these class indices, relabelled in this order")->delimiter(',');
+  cmd.add_option("--classes", o.classes, "Keep only these class indices, relabelled in this order")->delimiter(',')->multi_option_policy(all);
   cmd.add_option("--per-class", o.per_class, "Few-shot: K seeded training images per class (0: all)")->check(nonneg);
   cmd.add_option("--val-split", o.val_split, "Validate on this seeded fraction of the training set")
       ->check(CLI::Range(0.0, 0.9));
@@ -51,8 +55,8 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--augment", o.augment, "Training augmentation: none, flip, crop-flip, rrc, l2sp, ptr")
       ->check(choice({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
   cmd.add_option("--interpolation", o.interpolation, "Resize filter")->check(choice({"bilinear", "bicubic"}));
-  cmd.add_option("--mean", o.mean, "Normalisation mean, 3 values")->delimiter(',')->expected(3);
-  cmd.add_option("--std", o.std, "Normalisation std, 3 values")->delimiter(',')->expected(3);
+  cmd.add_option("--mean", o.mean, "Normalisation mean, 3 values")->delimiter(',')->multi_option_policy(all);
+  cmd.add_option("--std", o.std, "Normalisation std, 3 values")->delimiter(',')->multi_option_policy(all);
   cmd.add_flag("--mean-subtract", o.mean_subtract, "Subtract the training set's per-channel mean (L2-SP)");
   cmd.add_option("--shuffle", o.shuffle, "epoch (a new seeded order each epoch) or none")
       ->check(choice({"epoch", "none"}));
@@ -77,7 +81,7 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_flag("--amsgrad", o.amsgrad, "AMSGrad variant of Adam/AdamW");
   cmd.add_option("--schedule", o.schedule, "const, step, exp or cosine")
       ->check(choice({"const", "step", "exp", "cosine"}));
-  cmd.add_option("--milestones", o.milestones, "step schedule: iterations where lr *= lr-gamma")->delimiter(',');
+  cmd.add_option("--milestones", o.milestones, "step schedule: iterations where lr *= lr-gamma")->delimiter(',')->multi_option_policy(all);
   cmd.add_option("--lr-gamma", o.lr_gamma, "step/exp schedule factor")->check(pos);
   cmd.add_option("--min-lr", o.min_lr, "cosine schedule floor")->check(nonneg);
   cmd.add_option("--warmup-iters", o.warmup_iters, "Linear warmup iterations")->check(nonneg);
@@ -118,7 +122,8 @@ void validate(const TrainOptions& o) {
     TETHER_FAIL("--reg: unknown penalty '", o.reg, "' (known: ", known, ")");
   }
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
-  TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values");
+  TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values (once), got ",
+               o.mean.size(), " and ", o.std.size());
   for (float s : o.std) TETHER_CHECK(s > 0, "--std values must be > 0, got ", s);
   if (o.data != "fashion-mnist")
     TETHER_CHECK(std::filesystem::is_directory(o.data), "--data: no such folder '", o.data, "'");

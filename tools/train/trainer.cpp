@@ -199,6 +199,8 @@ TrainSummary run_training(const TrainOptions& o) {
   // ---- run directory ----
   int64_t step = 0, epoch = 0, batch_in_epoch = 0;
   double best_top1 = -1;
+  double epoch_loss_sum = 0;  // the running epoch's mean training J (metrics.csv)
+  int64_t epoch_loss_n = 0;
   TrainSummary summary;
   if (!out.empty()) std::filesystem::create_directories(out);
   if (resuming) {
@@ -207,6 +209,7 @@ TrainSummary run_training(const TrainOptions& o) {
     epoch = state.at("epoch");
     batch_in_epoch = state.at("batch_in_epoch");
     best_top1 = state.value("best_top1", -1.0);
+    epoch_loss_sum = state.at("epoch_loss_sum"), epoch_loss_n = state.at("epoch_loss_n");
     default_generator().set_state(state.at("rng").at("seed"), state.at("rng").at("offset"));
   } else if (!out.empty()) {
     write_file_atomic(out + "/args.json", to_json(o).dump(1) + "\n");
@@ -222,12 +225,11 @@ TrainSummary run_training(const TrainOptions& o) {
     const Generator& g = default_generator();
     save_checkpoint(out, "last", *model, optimizer.get(),
                     {{"step", step}, {"epoch", epoch}, {"batch_in_epoch", batch_in_epoch}, {"best_top1", best_top1},
+                     {"epoch_loss_sum", epoch_loss_sum}, {"epoch_loss_n", epoch_loss_n},
                      {"rng", {{"seed", g.seed()}, {"offset", g.offset()}}}});
   };
 
   Progress progress(o.progress, total_steps);
-  double epoch_loss_sum = 0;
-  int64_t epoch_loss_n = 0;
   auto evaluate_now = [&] {
     if (!val_loader) return;
     summary.final_eval = evaluate(*model, *val_loader);

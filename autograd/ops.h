@@ -53,6 +53,11 @@ Tensor mean(const Tensor& x, const std::vector<int>& dims = {}, bool keepdim = f
 Tensor amax(const Tensor& x, int dim, bool keepdim = false);
 // sqrt(sum x^2) over all elements (the Frobenius norm); gradient x / norm (0 at 0).
 Tensor norm(const Tensor& x);
+// Σ (x − c)² over all elements, c a constant (no gradient flows to it): one fused node, one
+// temporary, for the penalties of SPEC 2 (l2sp). Gradient 2 (x − c).
+Tensor squared_distance(const Tensor& x, const Tensor& c);
+// Σ x² over all elements (l2, the head's β term). Gradient 2x.
+Tensor squared_norm(const Tensor& x);
 
 // ---- views and layout (functions/view.cpp) --------------------------------------------------
 Tensor reshape(const Tensor& x, const Shape& shape);

@@ -54,7 +54,7 @@ std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSet
 
 Tensor sum_squares(const nn::NamedTensors& params) {
   Tensor total;
-  for (const auto& [name, w] : params) total = add_defined(total, sum(square(w)));
+  for (const auto& [name, w] : params) total = add_defined(total, squared_norm(w));
   return total;
 }
 
@@ -63,7 +63,7 @@ Tensor sum_squared_distance(const nn::NamedTensors& params, const std::map<std::
   for (const auto& [name, w] : params) {
     auto it = w0.find(name);
     TETHER_CHECK(it != w0.end(), "no pretrained value (w0) for parameter '", name, "'");
-    total = add_defined(total, sum(square(w - it->second)));
+    total = add_defined(total, squared_distance(w, it->second));
   }
   return total;
 }

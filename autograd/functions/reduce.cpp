@@ -1,4 +1,5 @@
-// Reductions: sum, mean, amax (gradient to the first maximum), Frobenius norm.
+// Reductions: sum, mean, amax (gradient to the first maximum), Frobenius norm, and the fused
+// squared distance / squared norm of the L2-SP-style penalties.
 #include <cmath>
 
 #include "autograd/function.h"
@@ -77,6 +78,14 @@ struct NormBackward : Node {
   void release_saved() override { x = Tensor(); }
 };
 
+// d/dx Σ (x − c)² = 2 (x − c); d = x − c is kept from the forward.
+struct SquaredDistanceBackward : Node {
+  Tensor d;
+  std::vector<Tensor> backward(const Tensor& g) override { return {ops::mul_scalar(d, 2.0 * g.item<double>())}; }
+  std::string name() const override { return "SquaredDistanceBackward"; }
+  void release_saved() override { d = Tensor(); }
+};
+
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) { return sum_or_mean(x, dims, keepdim, false); }
@@ -103,6 +112,29 @@ Tensor norm(const Tensor& x) {
     auto node = std::make_shared<NormBackward>();
     node->x = saved(x);
     node->norm = n;
+    record(y, node, {x});
+  }
+  return y;
+}
+
+Tensor squared_distance(const Tensor& x, const Tensor& c) {
+  TETHER_CHECK(x.shape() == c.shape(), "squared_distance: shapes ", shape_str(x.shape()), " and ", shape_str(c.shape()),
+               " differ");
+  Tensor d = ops::binary(ops::Binary::sub, x, c.detach());
+  Tensor y = Tensor::scalar(ops::dot(d, d), x.dtype(), x.device());
+  if (needs_grad({x})) {
+    auto node = std::make_shared<SquaredDistanceBackward>();
+    node->d = std::move(d);
+    record(y, node, {x});
+  }
+  return y;
+}
+
+Tensor squared_norm(const Tensor& x) {
+  Tensor y = Tensor::scalar(ops::dot(x, x), x.dtype(), x.device());
+  if (needs_grad({x})) {
+    auto node = std::make_shared<SquaredDistanceBackward>();
+    node->d = saved(x);
     record(y, node, {x});
   }
   return y;

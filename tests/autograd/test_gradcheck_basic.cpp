@@ -70,6 +70,14 @@ TEST_SUITE("gradcheck") {
     TETHER_GRADCHECK([](auto& in) { return amax(in[0], 1); }, std::vector<Tensor>{x});
     TETHER_GRADCHECK([](auto& in) { return amax(in[0], -1, true); }, std::vector<Tensor>{x});
     TETHER_GRADCHECK([](auto& in) { return norm(in[0]); }, std::vector<Tensor>{x});
+    TETHER_GRADCHECK([](auto& in) { return squared_norm(in[0]); }, std::vector<Tensor>{x});
+    const Tensor c = randn({3, 4, 5}, 16, DType::f64);
+    TETHER_GRADCHECK([c](auto& in) { return squared_distance(in[0], c); }, std::vector<Tensor>{x});
+    // The value, against a direct sum.
+    const auto xv = x.to_vector<double>(), cv = c.to_vector<double>();
+    double want = 0;
+    for (size_t i = 0; i < xv.size(); ++i) want += (xv[i] - cv[i]) * (xv[i] - cv[i]);
+    CHECK(squared_distance(x, c).item<double>() == doctest::Approx(want).epsilon(1e-14));
   }
 
   TEST_CASE("views and cat") {

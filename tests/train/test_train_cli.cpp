@@ -221,6 +221,58 @@ TEST_SUITE("train") {
     CHECK(contains(bad.output, "unknown key 'learning-rate'"));
   }
 
+  TEST_CASE("unreadable images: skipped with a warning naming the file and counted, or --on-bad-image error") {
+    TempDir tmp;
+    const std::string root = tmp.file("data");
+    std::filesystem::copy(fashion_folder(), root, std::filesystem::copy_options::recursive);
+    write_bytes(root + "/train/trouser/zz_corrupt.png", "\x89PNG\r\n\x1a\n this is not a PNG body");
+    const std::string cmd = train_cmd(root, tmp.file("run")) + " --iters 6 --shuffle none";
+    const auto skip = run_command(cmd);
+    INFO(skip.output);
+    CHECK(skip.code == 0);
+    CHECK(contains(skip.output, "zz_corrupt.png"));
+    CHECK(contains(skip.output, "skipped 1 unreadable image"));
+    const auto stop = run_command(cmd + " --on-bad-image error");
+    INFO(stop.output);
+    CHECK(stop.code != 0);
+    CHECK(contains(stop.output, "zz_corrupt.png"));
+  }
+
+  TEST_CASE("list files (--train-list/--val-list) and the Caltech protocol (--per-class K --test-per-class M)") {
+    TempDir tmp;
+    // List files naming the ImageFolder's images, with paths relative to its root.
+    std::string train_list, val_list;
+    int label = 0;
+    for (const char* cls : {"sneaker", "trouser", "tshirt"}) {
+      for (int i = 0; i < 12; ++i) train_list += std::string("train/") + cls + "/" + std::to_string(i) + ".png " + std::to_string(label) + "\n";
+      for (int i = 12; i < 18; ++i) val_list += std::string("val/") + cls + "/" + std::to_string(i) + ".png " + std::to_string(label) + "\n";
+      ++label;
+    }
+    write_bytes(tmp.file("train.txt"), train_list);
+    write_bytes(tmp.file("val.txt"), val_list);
+    const auto lists = run_command(train_cmd(fashion_folder(), tmp.file("a")) + " --iters 2 --train-list " +
+                                   tmp.file("train.txt") + " --val-list " + tmp.file("val.txt"));
+    INFO(lists.output);
+    CHECK(lists.code == 0);
+    const auto rows = lines_of(tmp.file("a") + "/metrics.csv");
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1].substr(rows[1].rfind(',') + 1) == "18");
+    // K = 4 per class for training, the next M = 2 for evaluation: 6 evaluation images.
+    const auto caltech = run_command(train_cmd(fashion_folder(), tmp.file("b")) + " --iters 2 --batch-size 4" +
+                                     " --per-class 4 --test-per-class 2");
+    INFO(caltech.output);
+    CHECK(caltech.code == 0);
+    const auto crow = lines_of(tmp.file("b") + "/metrics.csv");
+    REQUIRE(crow.size() == 2);
+    CHECK(crow[1].substr(crow[1].rfind(',') + 1) == "6");
+    // A list naming a missing file is an error naming the list file and line, before training.
+    write_bytes(tmp.file("bad.txt"), "train/tshirt/0.png 2\ntrain/tshirt/missing.png 2\n");
+    const auto bad = run_command(train_cmd(fashion_folder(), tmp.file("c")) + " --iters 2 --train-list " + tmp.file("bad.txt"));
+    CHECK(bad.code != 0);
+    CHECK(contains(bad.output, "bad.txt:2"));
+    CHECK(!std::filesystem::exists(tmp.file("c") + "/last.state.json"));
+  }
+
   TEST_CASE("bad flags and data are rejected before any work, naming the culprit") {
     TempDir tmp;
     write_bytes(tmp.file("broken.json"), "{\"lr\": ");

@@ -46,8 +46,15 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
       ->check(choice({"train", "eval", "frozen"}));
   // data
   cmd.add_option("--data", o.data, "ImageFolder root (train/ and val/ or test/), or 'fashion-mnist'")->required();
+  cmd.add_option("--train-list", o.train_list, "List file of 'relative/path label' lines (paths relative to --data)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--val-list", o.val_list, "List file of the evaluation set (paths relative to --data)")
+      ->check(CLI::ExistingFile);
   cmd.add_option("--classes", o.classes, "Keep only these class indices, relabelled in this order")->delimiter(',')->multi_option_policy(all);
   cmd.add_option("--per-class", o.per_class, "Few-shot: K seeded training images per class (0: all)")->check(nonneg);
+  cmd.add_option("--test-per-class", o.test_per_class,
+                 "Caltech protocol: with --per-class K, the next M images per class are the evaluation set")
+      ->check(nonneg);
   cmd.add_option("--val-split", o.val_split, "Validate on this seeded fraction of the training set")
       ->check(CLI::Range(0.0, 0.9));
   cmd.add_option("--input-size", o.input_size, "Network input size (pixels)")->check(pos);
@@ -127,6 +134,10 @@ void validate(const TrainOptions& o) {
   for (float s : o.std) TETHER_CHECK(s > 0, "--std values must be > 0, got ", s);
   if (o.data != "fashion-mnist")
     TETHER_CHECK(std::filesystem::is_directory(o.data), "--data: no such folder '", o.data, "'");
+  TETHER_CHECK(o.test_per_class == 0 || o.per_class > 0, "--test-per-class needs --per-class (K train, then M test per class)");
+  TETHER_CHECK(o.test_per_class == 0 || o.val_split == 0, "--test-per-class and --val-split both choose the evaluation set: give one");
+  TETHER_CHECK(o.val_list.empty() || !o.train_list.empty(), "--val-list needs --train-list");
+  TETHER_CHECK(o.train_list.empty() || o.data != "fashion-mnist", "--train-list: --data must be the image folder its paths are relative to");
   for (int64_t c : o.classes) TETHER_CHECK(c >= 0, "--classes: negative class index ", c);
   for (size_t i = 1; i < o.milestones.size(); ++i)
     TETHER_CHECK(o.milestones[i] > o.milestones[i - 1], "--milestones must increase, got ", o.milestones[i - 1],
@@ -142,8 +153,8 @@ void validate(const TrainOptions& o) {
 
 nlohmann::json to_json(const TrainOptions& o) {
   return {{"model", o.model}, {"weights", o.weights}, {"init", o.init}, {"num-classes", o.num_classes},
-          {"freeze", o.freeze}, {"bn", o.bn}, {"data", o.data}, {"classes", o.classes},
-          {"per-class", o.per_class}, {"val-split", o.val_split}, {"input-size", o.input_size},
+          {"freeze", o.freeze}, {"bn", o.bn}, {"data", o.data}, {"train-list", o.train_list}, {"val-list", o.val_list}, {"classes", o.classes},
+          {"per-class", o.per_class}, {"test-per-class", o.test_per_class}, {"val-split", o.val_split}, {"input-size", o.input_size},
           {"resize-size", o.resize_size}, {"augment", o.augment}, {"interpolation", o.interpolation},
           {"mean", o.mean}, {"std", o.std}, {"mean-subtract", o.mean_subtract}, {"shuffle", o.shuffle},
           {"workers", o.workers}, {"on-bad-image", o.on_bad_image}, {"ten-crop", o.ten_crop},

@@ -20,9 +20,12 @@ struct TrainOptions {
   std::vector<std::string> freeze; // parameter-name prefixes
   std::string bn = "train";        // train | eval | frozen
   // ---- data (SPEC 9) ----
-  std::string data;                // ImageFolder root (train/, val/ or test/), or "fashion-mnist"
+  std::string data;                // ImageFolder root (train/, val/ or test/), or "fashion-mnist";
+                                   // with list files: the folder their paths are relative to
+  std::string train_list, val_list;  // "relative/path label" lines (Caltech-256, MIT-67 splits)
   std::vector<int64_t> classes;    // keep only these classes, relabelled in this order
   int64_t per_class = 0;           // few-shot: K training images per class (0: all)
+  int64_t test_per_class = 0;      // Caltech protocol: the next M per class are the evaluation set
   double val_split = 0;            // > 0: validate on this seeded fraction of the training set
   int64_t input_size = 224;
   int64_t resize_size = 0;         // 0: input_size / 0.875

@@ -16,7 +16,8 @@ std::string timestamp() {
   return buf;
 }
 
-Progress::Progress(const std::string& mode, int64_t total_steps) : total_(total_steps) {
+Progress::Progress(const std::string& mode, int64_t total_steps, int64_t interval)
+    : total_(total_steps), interval_(std::max<int64_t>(interval, 1)) {
   bar_ = mode == "bar" || (mode == "auto" && isatty(STDERR_FILENO));
   quiet_ = mode == "none";
   start_ = last_draw_ = std::chrono::steady_clock::now();
@@ -25,9 +26,10 @@ Progress::Progress(const std::string& mode, int64_t total_steps) : total_(total_
 void Progress::update(int64_t step, int64_t epoch, double loss, double lr, int64_t images) {
   if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
-  if (first_step_ < 0) first_step_ = step - 1, start_ = now - std::chrono::milliseconds(1);
+  if (first_step_ < 0) first_step_ = step - 1;  // the clock started at construction (resume: mid-run)
   images_ += images;
   if (bar_ && step != total_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
+  if (!bar_ && step != total_ && step % interval_ != 0) return;
   last_draw_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = images_ / elapsed;

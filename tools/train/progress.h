@@ -9,8 +9,9 @@ namespace tether::train {
 
 class Progress {
  public:
-  // mode: auto (bar when stderr is a terminal) | bar | plain | none
-  Progress(const std::string& mode, int64_t total_steps);
+  // mode: auto (bar when stderr is a terminal) | bar | plain | none. Plain lines are printed
+  // every `interval` steps (and at the last); the bar redraws at most 5 times a second.
+  Progress(const std::string& mode, int64_t total_steps, int64_t interval = 1);
   // After step `step` (1-based count of finished steps).
   void update(int64_t step, int64_t epoch, double loss, double lr, int64_t images);
   // A message on its own line (evaluation results, warnings), never torn by the bar.
@@ -19,7 +20,7 @@ class Progress {
 
  private:
   bool bar_ = false, quiet_ = false, bar_drawn_ = false;
-  int64_t total_;
+  int64_t total_, interval_;
   int64_t images_ = 0, first_step_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

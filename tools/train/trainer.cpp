@@ -135,9 +135,12 @@ TrainData load_train_data(const TrainOptions& o) {
   if (o.data == "fashion-mnist") {
     d.train = data::fashion_mnist("train");
     d.val = data::fashion_mnist("test");
+  } else if (!o.train_list.empty()) {
+    d.train = data::list_file(o.train_list, o.data, o.num_classes);
+    if (!o.val_list.empty()) d.val = data::list_file(o.val_list, o.data, d.train->num_classes());
   } else {
     d.train = data::image_folder_split(o.data, "train");
-    if (o.val_split == 0) d.val = data::image_folder_split(o.data, "val");
+    if (o.val_split == 0 && o.test_per_class == 0) d.val = data::image_folder_split(o.data, "val");
   }
   if (!o.classes.empty()) {
     for (int64_t c : o.classes)
@@ -151,7 +154,13 @@ TrainData load_train_data(const TrainOptions& o) {
     d.val = data::subset(d.train, val_idx);
     d.train = data::subset(d.train, train_idx);
   }
-  if (o.per_class > 0) d.train = data::subset(d.train, data::few_shot(*d.train, o.per_class, o.seed));
+  if (o.test_per_class > 0) {  // the Caltech protocol: K per class for training, the next M for test
+    auto [train_idx, test_idx] = data::train_test_per_class(*d.train, o.per_class, o.test_per_class, o.seed);
+    d.val = data::subset(d.train, test_idx);
+    d.train = data::subset(d.train, train_idx);
+  } else if (o.per_class > 0) {
+    d.train = data::subset(d.train, data::few_shot(*d.train, o.per_class, o.seed));
+  }
   return d;
 }
 
@@ -229,7 +238,7 @@ TrainSummary run_training(const TrainOptions& o) {
                      {"rng", {{"seed", g.seed()}, {"offset", g.offset()}}}});
   };
 
-  Progress progress(o.progress, total_steps);
+  Progress progress(o.progress, total_steps, o.log_interval);
   auto evaluate_now = [&] {
     if (!val_loader) return;
     summary.final_eval = evaluate(*model, *val_loader);

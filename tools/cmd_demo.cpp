@@ -13,7 +13,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
+#include <cstdio>
 
 #include "tools/commands.h"
 #include "tools/train/trainer.h"
@@ -23,7 +23,7 @@ namespace {
 
 struct DemoOptions {
   std::vector<std::string> methods{"none", "l2", "l2sp"};
-  int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, finetune_epochs = 30, threads = 0;
+  int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, finetune_epochs = 20, threads = 0;
   std::string cache_dir, out;
 };
 
@@ -70,10 +70,13 @@ std::string source_model(const DemoOptions& d) {
   o.augment = "flip";
   o.eval_batch_size = 1000;
   o.seed = 0;
-  // The cache key: every setting that shapes the source model.
-  std::ostringstream key;
-  key << train::to_json(o).dump();
-  const std::string name = "demo-source-" + std::to_string(std::hash<std::string>{}(key.str()) % 1000000007ULL);
+  // The cache key: a hash (64-bit FNV-1a, stable across builds) of every setting that shapes
+  // the source model.
+  uint64_t key = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : train::to_json(o).dump()) key = (key ^ ch) * 0x100000001b3ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(key));
+  const std::string name = std::string("demo-source-") + hex;
   const std::string dir = (d.cache_dir.empty() ? default_cache_dir() : d.cache_dir) + "/" + name;
   const std::string weights = dir + "/source.safetensors";
   if (std::filesystem::exists(weights)) {
@@ -127,6 +130,7 @@ void run_demo(const DemoOptions& d) {
       o.batch_size = 20;
       o.optimizer = "sgd", o.lr = 0.01, o.momentum = 0.9;
       o.augment = "flip";
+      o.bn = "eval";  // batches of 20: keep the source's BN statistics (affine parameters still train)
       o.seed = static_cast<uint64_t>(seed);
       o.eval_interval = o.epochs * (5 * d.per_class / o.batch_size);  // once, at the end
       if (!d.out.empty()) o.out = d.out + "/" + m + "-seed" + std::to_string(seed);

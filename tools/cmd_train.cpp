@@ -22,8 +22,11 @@ void add_train_command(CLI::App& app) {
   cmd->callback([opts] {
     const train::TrainSummary s = train::run_training(*opts);
     if (s.interrupted) {
-      std::cerr << "interrupted at step " << s.steps << ": checkpoint written; continue with --resume "
-                << (opts->resume.empty() ? opts->out : opts->resume) << "\n";
+      const std::string dir = opts->resume.empty() ? opts->out : opts->resume;
+      if (dir.empty())
+        std::cerr << "interrupted at step " << s.steps << " (no --out: nothing was saved)\n";
+      else
+        std::cerr << "interrupted at step " << s.steps << ": checkpoint written; continue with --resume " << dir << "\n";
       throw CLI::RuntimeError(130);
     }
     std::cout << "trained " << s.steps << " steps in " << s.seconds << " s; distance from w0 "

@@ -1,9 +1,16 @@
 // Data pipeline throughput: writes N synthetic 500x375 JPEGs (quality 90, gradients + shapes +
-// noise, so the entropy coder has real work) as an ImageFolder in a temp dir, then measures
+// noise, so the entropy coder has real work) as an ImageFolder (ROOT/train/class0..3/imgI.jpg)
+// in a temp dir, then measures
 //   (a) decode only, one thread
 //   (b) decode + the `rrc` train pipeline to 224 + normalize, one thread
 //   (c) the Loader (decode + pipeline + batch assembly) with 1 and 2 workers, batch 64
-// and prints img/s and img/s per core.   Usage: bench_data [N=200] [--malloc-default]
+// and prints img/s and img/s per core.
+//
+// Usage: bench_data [N=200] [--malloc-default] [--keep DIR]   (flags in any order)
+//   --keep DIR: write the JPEGs to DIR/train/class0..3/ instead of a temp dir and leave them
+//               there, so that another program reads the same files (tools/bench/
+//               bench_data_torch.py DIR; tools/bench/run_data_bench.sh runs both). DIR/train
+//               must not exist yet or be empty.
 //
 // Like `tether` (tools/main.cpp), the bench first raises glibc's mmap and trim thresholds:
 // with the defaults, the multi-megabyte image buffers of decode → transform are returned to
@@ -75,33 +82,69 @@ void report(const char* what, int64_t images, double secs, int cores) {
               static_cast<long long>(images), secs);
 }
 
+int usage(const char* msg, int code = 2) {
+  std::fprintf(code ? stderr : stdout, "%s%susage: bench_data [N=200] [--malloc-default] [--keep DIR]\n",
+               code ? "bench_data: " : "", msg);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int n = argc > 1 ? std::atoi(argv[1]) : 200;
-  if (!(argc > 2 && std::string(argv[2]) == "--malloc-default")) {
+  int n = 200;
+  bool malloc_default = false;
+  std::string keep;  // empty: a temp dir, removed at the end
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--malloc-default") {
+      malloc_default = true;
+    } else if (a == "--keep") {
+      if (i + 1 >= argc || std::string(argv[i + 1]).empty()) return usage("--keep needs a directory\n");
+      keep = argv[++i];
+    } else if (a == "-h" || a == "--help") {
+      return usage("data pipeline throughput, see tools/bench/bench_data.cpp\n", 0);
+    } else if (!a.empty() && a.find_first_not_of("0123456789") == std::string::npos) {
+      n = std::atoi(a.c_str());
+    } else {
+      return usage(("unknown argument '" + a + "'\n").c_str());
+    }
+  }
+  if (n <= 0) return usage("N must be a positive number of images\n");
+  if (!malloc_default) {
     mallopt(M_MMAP_THRESHOLD, 64 << 20);   // buffers up to 64 MB come from the heap...
     mallopt(M_TRIM_THRESHOLD, 512 << 20);  // ...which keeps up to 512 MB of free memory mapped
     std::printf("malloc: mmap threshold 64 MB, trim threshold 512 MB\n");
   }
   const int w = 500, h = 375;
-  std::string root = (std::filesystem::temp_directory_path() / "tether_bench_data_XXXXXX").string();
-  if (!mkdtemp(root.data())) return 1;
+  std::string root;
+  if (keep.empty()) {
+    root = (std::filesystem::temp_directory_path() / "tether_bench_data_XXXXXX").string();
+    if (!mkdtemp(root.data())) return 1;
+  } else {
+    root = keep;
+    std::error_code ec;
+    if (std::filesystem::exists(root + "/train", ec) && !std::filesystem::is_empty(root + "/train", ec))
+      return usage(("'" + root + "/train' exists and is not empty: give a new or empty directory\n").c_str());
+  }
+  const std::string train_dir = root + "/train";
 
   auto t0 = std::chrono::steady_clock::now();
   uintmax_t bytes = 0;
   for (int i = 0; i < n; ++i) {
-    const std::string dir = root + "/class" + std::to_string(i % 4);
+    const std::string dir = train_dir + "/class" + std::to_string(i % 4);
     std::filesystem::create_directories(dir);
     const std::string path = dir + "/img" + std::to_string(i) + ".jpg";
     const std::vector<uint8_t> px = synthetic_photo(w, h, static_cast<uint64_t>(i));
-    stbi_write_jpg(path.c_str(), w, h, 3, px.data(), 90);
+    if (!stbi_write_jpg(path.c_str(), w, h, 3, px.data(), 90)) {
+      std::fprintf(stderr, "bench_data: cannot write %s\n", path.c_str());
+      return 1;
+    }
     bytes += std::filesystem::file_size(path);
   }
   std::printf("wrote %d JPEGs %dx%d q90 (%.0f KB each) in %.1f s to %s; %u hardware threads\n", n, w, h,
-              bytes / 1024.0 / n, seconds_since(t0), root.c_str(), std::thread::hardware_concurrency());
+              bytes / 1024.0 / n, seconds_since(t0), train_dir.c_str(), std::thread::hardware_concurrency());
 
-  const auto ds = image_folder(root);
+  const auto ds = image_folder(train_dir);
   double checksum = 0;
   for (int64_t i = 0; i < std::min<int64_t>(ds->size(), 10); ++i) checksum += ds->load(i).pixels[0];  // warm-up
   // (a) decode only
@@ -132,7 +175,10 @@ int main(int argc, char** argv) {
     report(what.c_str(), images, seconds_since(t0), workers);
   }
 
-  std::filesystem::remove_all(root);
+  if (keep.empty())
+    std::filesystem::remove_all(root);
+  else
+    std::printf("kept the JPEGs in %s\n", train_dir.c_str());
   std::printf("(checksum %.3f)\n", checksum);
   return 0;
 }

@@ -30,7 +30,7 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   const auto pos = CLI::PositiveNumber, nonneg = CLI::NonNegativeNumber;
   // A flag given twice: the last one wins (as argparse), so a command can be extended by
   // appending flags. List flags below collect all their values instead.
-  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)->always_capture_default();
   const auto all = CLI::MultiOptionPolicy::TakeAll;
   // model and weights
   cmd.add_option("--model", o.model, "Architecture (see `tether models`)")
@@ -41,7 +41,7 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--init", o.init, "Other starting weights (penalties still refer to --weights)")
       ->check(CLI::ExistingFile);
   cmd.add_option("--num-classes", o.num_classes, "Classes of the new head (0: from the data)")->check(nonneg);
-  cmd.add_option("--freeze", o.freeze, "Parameter-name prefixes to freeze (comma-separated)")->delimiter(',')->multi_option_policy(all);
+  cmd.add_option("--freeze", o.freeze, "Modules to freeze, by name (e.g. conv1,bn1,layer1)")->delimiter(',')->multi_option_policy(all);
   cmd.add_option("--bn", o.bn, "BatchNorm: train (batch stats), eval (running stats), frozen")
       ->check(choice({"train", "eval", "frozen"}));
   // data

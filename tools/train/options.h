@@ -17,7 +17,7 @@ struct TrainOptions {
   std::string weights;             // w0; empty: train from the architecture's init (w0 = init)
   std::string init;                // other starting values (penalties still refer to w0)
   int64_t num_classes = 0;         // 0: from the data
-  std::vector<std::string> freeze; // parameter-name prefixes
+  std::vector<std::string> freeze; // module names (their parameters stop training, their BN uses running stats)
   std::string bn = "train";        // train | eval | frozen
   // ---- data (SPEC 9) ----
   std::string data;                // ImageFolder root (train/, val/ or test/), or "fashion-mnist";

@@ -110,11 +110,6 @@ int main(int argc, char** argv) {
     }
   }
   if (n <= 0) return usage("N must be a positive number of images\n");
-  if (!malloc_default) {
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);   // buffers up to 64 MB come from the heap...
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);  // ...which keeps up to 512 MB of free memory mapped
-    std::printf("malloc: mmap threshold 64 MB, trim threshold 512 MB\n");
-  }
   const int w = 500, h = 375;
   std::string root;
   if (keep.empty()) {
@@ -127,6 +122,11 @@ int main(int argc, char** argv) {
       return usage(("'" + root + "/train' exists and is not empty: give a new or empty directory\n").c_str());
   }
   const std::string train_dir = root + "/train";
+  if (!malloc_default) {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);   // buffers up to 64 MB come from the heap...
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);  // ...which keeps up to 512 MB of free memory mapped
+    std::printf("malloc: mmap threshold 64 MB, trim threshold 512 MB\n");
+  }
 
   auto t0 = std::chrono::steady_clock::now();
   uintmax_t bytes = 0;

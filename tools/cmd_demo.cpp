@@ -4,6 +4,7 @@
 //   2. Fine-tune it on classes 5–9 (the target task) with 20 training images per class, once per
 //      method and seed, each evaluated on the 5,000 test images of classes 5–9.
 //   3. Print mean ± std top-1 accuracy and mean ‖w − w0‖ over S per method.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -23,7 +24,7 @@ namespace {
 
 struct DemoOptions {
   std::vector<std::string> methods{"none", "l2", "l2sp"};
-  int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, finetune_epochs = 20, threads = 0;
+  int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, pretrain_per_class = 0, finetune_epochs = 20, threads = 0;
   std::string cache_dir, out;
 };
 
@@ -65,7 +66,8 @@ std::string source_model(const DemoOptions& d) {
   train::TrainOptions o = common_options(d);
   o.classes = {0, 1, 2, 3, 4};
   o.epochs = d.pretrain_epochs;
-  o.batch_size = 128;
+  o.per_class = d.pretrain_per_class;  // 0: all 6,000 per class
+  o.batch_size = std::min<int64_t>(128, d.pretrain_per_class > 0 ? 5 * d.pretrain_per_class : 128);
   o.optimizer = "sgd", o.lr = 0.1, o.momentum = 0.9, o.weight_decay = 5e-4, o.schedule = "cosine";
   o.augment = "flip";
   o.eval_batch_size = 1000;
@@ -88,8 +90,8 @@ std::string source_model(const DemoOptions& d) {
   o.save_final = weights;
   o.progress = "plain";
   o.log_interval = 50;
-  std::cout << "source model: pretraining resnet18 on Fashion-MNIST classes 0-4 (" << d.pretrain_epochs
-            << " epochs, 30,000 images; cached in " << dir << ")\n"
+  std::cout << "source model: pretraining resnet18 on Fashion-MNIST classes 0-4 (" << d.pretrain_epochs << " epochs, "
+            << (d.pretrain_per_class > 0 ? 5 * d.pretrain_per_class : 30000) << " images; cached in " << dir << ")\n"
             << std::flush;
   const train::TrainSummary s = train::run_training(o);
   std::cout << "source model: " << train::format_eval(s.final_eval) << ", " << std::fixed << std::setprecision(0)
@@ -169,6 +171,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--seeds", d->seeds, "Seeds per method")->check(CLI::PositiveNumber);
   cmd->add_option("--per-class", d->per_class, "Target training images per class")->check(CLI::Range(1, 1000));
   cmd->add_option("--pretrain-epochs", d->pretrain_epochs, "Source-model epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--pretrain-per-class", d->pretrain_per_class, "Source images per class (0: all 6,000)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--finetune-epochs", d->finetune_epochs, "Fine-tuning epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", d->threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--cache-dir", d->cache_dir, "Where the source model is cached (default ~/.cache/tether)");

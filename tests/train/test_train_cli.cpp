@@ -273,6 +273,27 @@ TEST_SUITE("train") {
     CHECK(!std::filesystem::exists(tmp.file("c") + "/last.state.json"));
   }
 
+  TEST_CASE("tether demo (small): pretrains and caches the source, fine-tunes per method and seed, prints the table") {
+    TempDir tmp;
+    const std::string cmd = kTether + " demo --pretrain-per-class 20 --pretrain-epochs 1 --finetune-epochs 2 --seeds 2" +
+                            " --per-class 4 --methods none,l2sp --threads 2 --cache-dir " + tmp.file("cache");
+    const auto first = run_command(cmd);
+    INFO(first.output);
+    REQUIRE(first.code == 0);
+    CHECK(contains(first.output, "source model: pretraining resnet18"));
+    for (const char* line : {"none seed 0", "none seed 1", "l2sp seed 0", "l2sp seed 1", "method      top-1"})
+      CHECK(contains(first.output, line));
+    CHECK(contains(first.output, "\nnone "));
+    CHECK(contains(first.output, "\nl2sp "));
+    const auto second = run_command(cmd + " --methods l2");
+    INFO(second.output);
+    REQUIRE(second.code == 0);
+    CHECK(contains(second.output, "source model: cached"));
+    const auto bad = run_command(kTether + " demo --methods none,magic --cache-dir " + tmp.file("cache"));
+    CHECK(bad.code != 0);
+    CHECK(contains(bad.output, "unknown method 'magic'"));
+  }
+
   TEST_CASE("bad flags and data are rejected before any work, naming the culprit") {
     TempDir tmp;
     write_bytes(tmp.file("broken.json"), "{\"lr\": ");

@@ -129,16 +129,6 @@ class Adam final : public Optimizer {
 
   std::string name() const override { return opts_.decoupled_weight_decay ? "adamw" : "adam"; }
 
-  void step() override {
-    for (size_t g = 0; g < groups_.size(); ++g)
-      for (size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const Tensor grad = grad_of(g, i);
-        if (!grad.defined()) continue;  // PyTorch: `if p.grad is not None`
-        update(groups_[g].params[i], grad, state_[g][i], group_lr(g), groups_[g].weight_decay);
-      }
-    ++steps_;
-  }
-
  protected:
   std::vector<std::string> buffer_names() const override {
     if (opts_.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
@@ -146,7 +136,7 @@ class Adam final : public Optimizer {
   }
 
  private:
-  void update(const Tensor& param, const Tensor& grad, ParamState& st, double lr, double weight_decay) const {
+  void update(const Tensor& param, const Tensor& grad, ParamState& st, double lr, double weight_decay) const override {
     if (st.step == 0)  // lazy state initialization: zeros like the parameter
       for (size_t b = 0; b < buffer_names().size(); ++b)
         st.buffers.push_back(Tensor::zeros(param.shape(), param.dtype(), param.device()));

@@ -43,6 +43,16 @@ void Optimizer::zero_grad() {
     for (const Tensor& p : group.params) p.zero_grad();
 }
 
+void Optimizer::step() {
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      const Tensor grad = grad_of(g, i);
+      if (!grad.defined()) continue;  // PyTorch: `if p.grad is not None`
+      update(groups_[g].params[i], grad, state_[g][i], group_lr(g), groups_[g].weight_decay);
+    }
+  ++steps_;
+}
+
 Tensor Optimizer::grad_of(size_t g, size_t i) const {
   const Tensor& p = groups_[g].params[i];
   Tensor grad = p.grad();

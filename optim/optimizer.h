@@ -32,7 +32,9 @@ class Optimizer {
   explicit Optimizer(std::vector<ParamGroup> groups);  // checks names, shapes, dtypes, lr_mult, weight_decay
   virtual ~Optimizer() = default;
 
-  virtual void step() = 0;           // one update from the current .grad of every parameter
+  // One update from the current .grad of every parameter (those without one are skipped, as
+  // PyTorch's `if p.grad is not None`): update() per parameter, then the step count.
+  void step();
   virtual std::string name() const = 0;  // "sgd", "adam", "adamw"
   void set_lr(double base_lr);       // checks base_lr >= 0
   double base_lr() const { return base_lr_; }
@@ -67,6 +69,9 @@ class Optimizer {
   virtual std::vector<std::string> buffer_names() const = 0;
   // The gradient of parameter i of group g as a contiguous tensor, or undefined when it has none.
   Tensor grad_of(size_t g, size_t i) const;
+  // The optimizer's formula for one parameter, at the group's lr and weight decay.
+  virtual void update(const Tensor& param, const Tensor& grad, ParamState& state, double lr,
+                      double weight_decay) const = 0;
 
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]

@@ -77,16 +77,6 @@ class SGD final : public Optimizer {
 
   std::string name() const override { return "sgd"; }
 
-  void step() override {
-    for (size_t g = 0; g < groups_.size(); ++g)
-      for (size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const Tensor grad = grad_of(g, i);
-        if (!grad.defined()) continue;  // PyTorch: `if p.grad is not None`
-        update(groups_[g].params[i], grad, state_[g][i], group_lr(g), groups_[g].weight_decay);
-      }
-    ++steps_;
-  }
-
  protected:
   std::vector<std::string> buffer_names() const override {
     if (opts_.momentum == 0) return {};
@@ -94,7 +84,7 @@ class SGD final : public Optimizer {
   }
 
  private:
-  void update(const Tensor& param, const Tensor& grad, ParamState& st, double lr, double weight_decay) const {
+  void update(const Tensor& param, const Tensor& grad, ParamState& st, double lr, double weight_decay) const override {
     const bool momentum = opts_.momentum != 0, first = st.step == 0;
     if (momentum && first) st.buffers = {Tensor::empty(param.shape(), param.dtype(), param.device())};
     ++st.step;

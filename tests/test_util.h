@@ -42,6 +42,17 @@ inline double close_ratio(const Tensor& a, const Tensor& b, double rtol, double 
   return worst;
 }
 
+// The message of the tether::Error that `fn` throws, or "(no error)": for tests that check an
+// error names its culprit (CHECK(contains(error_of(...), "--flag"))).
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 #define TETHER_CHECK_CLOSE(a, b, rtol, atol) CHECK(::tether::testing::close_ratio((a), (b), (rtol), (atol)) <= 1.0)
 
 // Runs gradcheck(f, inputs[, options]) and reports the worst element on failure.

@@ -11,6 +11,7 @@
 #include "tests/test_util.h"
 
 using namespace tether;
+using tether::testing::error_of;
 using namespace tether::data;
 using tether::testing::TempDir;
 
@@ -23,15 +24,6 @@ void write_tagged_png(const std::string& path, int value) {
   tether::testing::write_png(path, 2, 2, 3, px);
 }
 int tag_of(const Image& img) { return static_cast<int>(std::lround(img.at(0, 0, 0) * 255)); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Labels only (the samplers never load images).
 class LabelDataset : public Dataset {

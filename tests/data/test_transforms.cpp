@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "data/transforms.h"
+#include "tests/test_util.h"
 
 using namespace tether;
+using tether::testing::error_of;
 using namespace tether::data;
 
 namespace {
@@ -51,16 +53,6 @@ TransformOptions identity_norm(TransformOptions o) {  // normalisation that chan
   o.mean = {0, 0, 0};
   o.std = {1, 1, 1};
   return o;
-}
-
-// The error of `fn`, which must throw tether::Error.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "tests/test_util.h"
 
 using namespace tether;
+using tether::testing::error_of;
 using nlohmann::json;
 
 namespace {
@@ -82,15 +83,6 @@ bool same_state(const optim::Optimizer& a, const optim::Optimizer& b) {
   for (const auto& [k, t] : ta)
     if (!tb.count(k) || !bitwise_equal(t, tb.at(k))) return false;
   return true;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -14,12 +14,7 @@ using optim::ScheduleOptions;
 namespace {
 
 std::string error_of(const ScheduleOptions& o) {
-  try {
-    Schedule s(o);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return tether::testing::error_of([&] { Schedule s(o); });
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -41,29 +41,6 @@ class SigintScope {
 };
 
 // ---- setup helpers ---------------------------------------------------------------------------
-data::TransformOptions transform_options(const TrainOptions& o) {
-  data::TransformOptions t;
-  t.augment = o.augment;
-  t.input_size = static_cast<int>(o.input_size);
-  t.resize_size = static_cast<int>(o.resize_size);
-  t.interpolation = data::parse_interpolation(o.interpolation);
-  t.mean = {o.mean[0], o.mean[1], o.mean[2]};
-  t.std = {o.std[0], o.std[1], o.std[2]};
-  t.ten_crop = o.ten_crop;
-  return t;
-}
-
-data::LoaderOptions loader_options(const TrainOptions& o, bool training) {
-  data::LoaderOptions l;
-  l.batch_size = training ? o.batch_size : (o.eval_batch_size > 0 ? o.eval_batch_size : o.batch_size);
-  l.shuffle = training && o.shuffle == "epoch";
-  l.drop_last = training;  // SPEC 9: the last partial training batch is dropped
-  l.workers = static_cast<int>(o.workers);
-  l.seed = o.seed;
-  l.on_bad_image = data::parse_on_bad_image(o.on_bad_image);
-  return l;
-}
-
 // --bn (SPEC 8): train: batch statistics; eval: running statistics, affine trained; frozen:
 // running statistics, affine frozen. Frozen modules always use running statistics.
 void set_train_mode(models::Model& model, const std::string& bn) {
@@ -129,6 +106,29 @@ std::string csv_row(int64_t step, int64_t epoch, double train_loss, const EvalRe
 constexpr const char* kCsvHeader = "step,epoch,train_loss,top1,top5,mean_class_accuracy,loss,entropy_bits,samples";
 
 }  // namespace
+
+data::TransformOptions transform_options(const TrainOptions& o) {
+  data::TransformOptions t;
+  t.augment = o.augment;
+  t.input_size = static_cast<int>(o.input_size);
+  t.resize_size = static_cast<int>(o.resize_size);
+  t.interpolation = data::parse_interpolation(o.interpolation);
+  t.mean = {o.mean[0], o.mean[1], o.mean[2]};
+  t.std = {o.std[0], o.std[1], o.std[2]};
+  t.ten_crop = o.ten_crop;
+  return t;
+}
+
+data::LoaderOptions loader_options(const TrainOptions& o, bool training) {
+  data::LoaderOptions l;
+  l.batch_size = training ? o.batch_size : (o.eval_batch_size > 0 ? o.eval_batch_size : o.batch_size);
+  l.shuffle = training && o.shuffle == "epoch";
+  l.drop_last = training;  // SPEC 9: the last partial training batch is dropped
+  l.workers = static_cast<int>(o.workers);
+  l.seed = o.seed;
+  l.on_bad_image = data::parse_on_bad_image(o.on_bad_image);
+  return l;
+}
 
 TrainData load_train_data(const TrainOptions& o) {
   TrainData d;

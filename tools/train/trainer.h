@@ -6,6 +6,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "tools/train/evaluate.h"
 #include "tools/train/options.h"
 
@@ -16,6 +17,9 @@ struct TrainData {
 };
 // --data (ImageFolder root or "fashion-mnist"), then --classes, --val-split, --per-class.
 TrainData load_train_data(const TrainOptions& opts);
+// The transform and loader options the flags describe (also used by `tether eval`).
+data::TransformOptions transform_options(const TrainOptions& opts);
+data::LoaderOptions loader_options(const TrainOptions& opts, bool training);
 
 struct TrainSummary {
   int64_t steps = 0;

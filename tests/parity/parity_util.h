@@ -31,6 +31,7 @@ class Reference {
     return it->second;
   }
   bool has(const std::string& name) const { return file_.tensors.count(name) > 0; }
+  const std::map<std::string, Tensor>& tensors() const { return file_.tensors; }
   const std::map<std::string, std::string>& metadata() const { return file_.metadata; }
 
  private:

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "models/registry.h"
 #include "regularizers/penalty.h"
+#include "regularizers/projection.h"
 
 namespace tether::train {
 namespace {
@@ -23,6 +24,10 @@ std::string join_value(const nlohmann::json& v) {
   }
   return v.dump();  // numbers and booleans print as the flag expects
 }
+
+// JSON has no infinity (nlohmann writes null): an infinite radius is written as "inf", which the
+// flag parses back (--config / --resume).
+nlohmann::json finite_or_inf(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json("inf"); }
 
 }  // namespace
 
@@ -103,6 +108,9 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--reg-params", o.reg_params, "Penalised tensors: weights (ndim >= 2) or all")
       ->check(choice({"weights", "all"}));
   cmd.add_option("--reg-decay", o.reg_decay, "Penalty coefficients times this^epoch")->check(nonneg);
+  cmd.add_option("--project", o.project, "Projection after every step (SPEC 3): none, l2-pgm, mars-pgm");
+  cmd.add_option("--gamma", o.gamma, "Projection radius for S (around w0); inf: off");
+  cmd.add_option("--gamma-head", o.gamma_head, "Projection radius for the head S̄ (around 0); inf: off");
   // run
   cmd.add_option("--seed", o.seed, "Seeds init of the new head, shuffling, augmentation, dropout");
   cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(nonneg);
@@ -128,6 +136,14 @@ void validate(const TrainOptions& o) {
     for (const auto& r : regs) known += (known.empty() ? "" : ", ") + r;
     TETHER_FAIL("--reg: unknown penalty '", o.reg, "' (known: ", known, ")");
   }
+  const auto& projections = reg::projection_names();
+  if (std::find(projections.begin(), projections.end(), o.project) == projections.end()) {
+    std::string known;
+    for (const auto& p : projections) known += (known.empty() ? "" : ", ") + p;
+    TETHER_FAIL("--project: unknown projection '", o.project, "' (known: ", known, ")");
+  }
+  TETHER_CHECK(o.gamma > 0, "--gamma must be > 0 (inf: no constraint on S), got ", o.gamma);  // NaN fails too
+  TETHER_CHECK(o.gamma_head > 0, "--gamma-head must be > 0 (inf: no constraint on the head), got ", o.gamma_head);
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
   TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values (once), got ",
                o.mean.size(), " and ", o.std.size());
@@ -165,7 +181,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"schedule", o.schedule}, {"milestones", o.milestones}, {"lr-gamma", o.lr_gamma}, {"min-lr", o.min_lr},
           {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"head-lr-mult", o.head_lr_mult},
           {"label-smoothing", o.label_smoothing}, {"reg", o.reg}, {"alpha", o.alpha}, {"beta", o.beta},
-          {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay}, {"seed", o.seed}, {"threads", o.threads},
+          {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay},
+          {"project", o.project}, {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)}, {"seed", o.seed}, {"threads", o.threads},
           {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
           {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval},
           {"save-final", o.save_final}, {"progress", o.progress}};

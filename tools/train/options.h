@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ struct TrainOptions {
   double alpha = 0, beta = 0;
   std::string reg_params = "weights";
   double reg_decay = 1;
+  // ---- projection (SPEC 3) ----
+  std::string project = "none";    // none | l2-pgm | mars-pgm
+  double gamma = std::numeric_limits<double>::infinity();       // radius for S (inf: off)
+  double gamma_head = std::numeric_limits<double>::infinity();  // radius for S̄ (inf: off)
   // ---- run ----
   uint64_t seed = 0;
   int64_t threads = 0;             // 0: all cores

@@ -21,6 +21,7 @@
 #include "optim/schedule.h"
 #include "optim/step.h"
 #include "regularizers/penalty.h"
+#include "regularizers/projection.h"
 #include "tools/train/progress.h"
 #include "tools/train/run_files.h"
 
@@ -204,6 +205,8 @@ TrainSummary run_training(const TrainOptions& o) {
   const optim::Schedule schedule({o.schedule, o.lr, total_steps, o.milestones, o.lr_gamma, o.min_lr,
                                   o.warmup_iters, o.warmup_factor});
   optim::StepPipeline pipeline;  // the regularizer issues add direction and projection hooks
+  const reg::ProjectionOptions projection{o.project, o.gamma, o.gamma_head};
+  if (auto hook = reg::make_projection(projection, sets)) pipeline.projection.push_back(std::move(*hook));  // SPEC 3
 
   // ---- run directory ----
   int64_t step = 0, epoch = 0, batch_in_epoch = 0;
@@ -289,6 +292,7 @@ TrainSummary run_training(const TrainOptions& o) {
         nlohmann::json rec = {{"step", step}, {"epoch", epoch}, {"lr", optimizer->base_lr()}, {"total", loss},
                               {"grad_norm", gnorm}};
         rec.update(parts);
+        if (o.project != "none") rec["constraint"] = reg::max_constraint_ratio(projection, sets);  // after the projection
         log.write(rec.dump());
       }
       const bool interrupted = g_interrupted || (o.stop_after > 0 && step >= o.stop_after);

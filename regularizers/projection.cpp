@@ -1,0 +1,215 @@
+// SPEC 3 projections (regularizers/projection.h). Each tensor is visited in place: one pass to
+// measure (the norm, or every row's L1 norm), and a second over the tensor or row only where the
+// constraint binds. Sums are accumulated in double; OpenMP splits large tensors (static schedule,
+// so a fixed thread count gives identical results).
+#include "regularizers/projection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "core/check.h"
+
+namespace tether::reg {
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 15;  // elements (or row elements) before OpenMP helps
+
+enum class Kind { l2, mars };
+
+struct Target {
+  Tensor w;
+  Tensor center;  // w0 for S; undefined for S̄ (the ball around 0)
+  double radius;
+};
+
+Kind kind_of(const std::string& project) {
+  if (project == "l2-pgm") return Kind::l2;
+  if (project == "mars-pgm") return Kind::mars;
+  std::string known;
+  for (const auto& n : projection_names()) known += (known.empty() ? "" : ", ") + n;
+  TETHER_FAIL("--project: unknown projection '", project, "' (known: ", known, ")");
+}
+
+void check_radius(double r, const char* flag) {
+  TETHER_CHECK(r > 0, flag, " must be > 0 (inf disables the constraint), got ", r);  // NaN fails too
+}
+
+void check_tensor(const Tensor& w, const Tensor& center, const std::string& name) {
+  TETHER_CHECK(w.device().is_cpu(), "projection of '", name, "': only CPU tensors are supported");
+  TETHER_CHECK(w.is_contiguous(), "projection of '", name, "': the parameter is not contiguous");
+  TETHER_CHECK(w.dtype() == DType::f32 || w.dtype() == DType::f64, "projection of '", name,
+               "': f32 or f64 expected, got ", dtype_name(w.dtype()));
+  if (!center.defined()) return;
+  TETHER_CHECK(center.shape() == w.shape() && center.dtype() == w.dtype() && center.is_contiguous() &&
+                   center.device().is_cpu(),
+               "projection of '", name, "': w0 does not match the parameter's shape/dtype");
+}
+
+// The constrained tensors: S with its w0 when γ is finite, S̄ when γ_V is finite.
+std::vector<Target> targets(const ProjectionOptions& opts, const ParamSets& sets) {
+  std::vector<Target> out;
+  if (std::isfinite(opts.gamma))
+    for (const auto& [name, w] : sets.inherited) {
+      auto it = sets.w0.find(name);
+      TETHER_CHECK(it != sets.w0.end(), "projection: no w0 for '", name, "'");
+      check_tensor(w, it->second, name);
+      out.push_back({w, it->second, opts.gamma});
+    }
+  if (std::isfinite(opts.gamma_head))
+    for (const auto& [name, v] : sets.head) {
+      check_tensor(v, Tensor(), name);
+      out.push_back({v, Tensor(), opts.gamma_head});
+    }
+  return out;
+}
+
+// SPEC 1 rows: [d0, rest]; a 1-D tensor is [C, 1]; a 0-d tensor one row of one.
+int64_t rows_of(const Tensor& w) { return w.dim() == 0 ? 1 : w.shape()[0]; }
+
+template <typename T>
+double sum_sq_diff(const T* w, const T* c, int64_t n) {
+  double s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = c ? static_cast<double>(w[i]) - static_cast<double>(c[i]) : static_cast<double>(w[i]);
+    s += d * d;
+  }
+  return s;
+}
+
+template <typename T>
+double abs_diff_sum(const T* w, const T* c, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i)
+    s += std::abs(c ? static_cast<double>(w[i]) - static_cast<double>(c[i]) : static_cast<double>(w[i]));
+  return s;
+}
+
+// w ← c + (w − c)·s (c = 0 when null), the difference taken in double.
+template <typename T>
+void shrink(T* w, const T* c, int64_t n, double s) {
+  if (c) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const double ci = static_cast<double>(c[i]);
+      w[i] = static_cast<T>(ci + (static_cast<double>(w[i]) - ci) * s);
+    }
+  } else {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) w[i] = static_cast<T>(static_cast<double>(w[i]) * s);
+  }
+}
+
+template <typename T>
+const T* center_data(const Tensor& center) {
+  return center.defined() ? center.data<T>() : nullptr;
+}
+
+template <typename T>
+void l2_project(const Tensor& wt, const Tensor& center, double radius) {
+  T* w = wt.data<T>();
+  const T* c = center_data<T>(center);
+  const int64_t n = wt.numel();
+  const double norm = std::sqrt(sum_sq_diff(w, c, n));
+  const double divisor = std::max(1.0, norm / radius);  // SPEC 3: ΔW / max(1, ‖ΔW‖_F / γ)
+  if (divisor > 1.0) shrink(w, c, n, 1.0 / divisor);
+}
+
+template <typename T>
+void rows_project(const Tensor& wt, const Tensor& center, double radius) {
+  T* w = wt.data<T>();
+  const T* c = center_data<T>(center);
+  const int64_t rows = rows_of(wt), len = rows ? wt.numel() / rows : 0;
+#pragma omp parallel for schedule(static) if (wt.numel() >= kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* wr = w + r * len;
+    const T* cr = c ? c + r * len : nullptr;
+    const double divisor = std::max(1.0, abs_diff_sum(wr, cr, len) / radius);  // SPEC 3: Δ_r / max(1, ‖Δ_r‖₁ / γ)
+    if (divisor > 1.0) {
+      const double s = 1.0 / divisor;
+      for (int64_t i = 0; i < len; ++i) {
+        const double ci = cr ? static_cast<double>(cr[i]) : 0.0;
+        wr[i] = static_cast<T>(ci + (static_cast<double>(wr[i]) - ci) * s);
+      }
+    }
+  }
+}
+
+template <typename T>
+double rows_ratio(const Tensor& wt, const Tensor& center, double radius) {
+  const T* w = wt.data<T>();
+  const T* c = center_data<T>(center);
+  const int64_t rows = rows_of(wt), len = rows ? wt.numel() / rows : 0;
+  double worst = 0;
+#pragma omp parallel for schedule(static) reduction(max : worst) if (wt.numel() >= kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) worst = std::max(worst, abs_diff_sum(w + r * len, c ? c + r * len : nullptr, len));
+  return worst / radius;
+}
+
+template <typename F>
+auto dispatch(const Tensor& w, F&& f) {
+  if (w.dtype() == DType::f64) return f(double{});
+  TETHER_CHECK(w.dtype() == DType::f32, "projection: f32 or f64 expected, got ", dtype_name(w.dtype()));
+  return f(float{});
+}
+
+}  // namespace
+
+const std::vector<std::string>& projection_names() {
+  static const std::vector<std::string> names{"none", "l2-pgm", "mars-pgm"};
+  return names;
+}
+
+void project_l2_ball(const Tensor& w, const Tensor& center, double radius) {
+  if (!std::isfinite(radius)) return;
+  check_tensor(w, center, "tensor");
+  dispatch(w, [&](auto t) { l2_project<decltype(t)>(w, center, radius); });
+}
+
+void project_row_l1_balls(const Tensor& w, const Tensor& center, double radius) {
+  if (!std::isfinite(radius)) return;
+  check_tensor(w, center, "tensor");
+  dispatch(w, [&](auto t) { rows_project<decltype(t)>(w, center, radius); });
+}
+
+double l2_ratio(const Tensor& w, const Tensor& center, double radius) {
+  check_tensor(w, center, "tensor");
+  return dispatch(w, [&](auto t) {
+    using T = decltype(t);
+    return std::sqrt(sum_sq_diff(w.data<T>(), center_data<T>(center), w.numel())) / radius;
+  });
+}
+
+double row_l1_ratio(const Tensor& w, const Tensor& center, double radius) {
+  check_tensor(w, center, "tensor");
+  return dispatch(w, [&](auto t) { return rows_ratio<decltype(t)>(w, center, radius); });
+}
+
+std::optional<optim::Hook> make_projection(const ProjectionOptions& opts, const ParamSets& sets) {
+  if (opts.project == "none") return std::nullopt;
+  const Kind kind = kind_of(opts.project);
+  check_radius(opts.gamma, "--gamma");
+  check_radius(opts.gamma_head, "--gamma-head");
+  // The list is built (and checked) once; each step only walks it.
+  auto list = std::make_shared<const std::vector<Target>>(targets(opts, sets));
+  return optim::Hook{opts.project, [kind, list] {
+                       for (const Target& t : *list)
+                         dispatch(t.w, [&](auto e) {
+                           using T = decltype(e);
+                           if (kind == Kind::l2) l2_project<T>(t.w, t.center, t.radius);
+                           else rows_project<T>(t.w, t.center, t.radius);
+                         });
+                     }};
+}
+
+double max_constraint_ratio(const ProjectionOptions& opts, const ParamSets& sets) {
+  if (opts.project == "none") return 0;
+  const Kind kind = kind_of(opts.project);
+  double worst = 0;
+  for (const Target& t : targets(opts, sets))
+    worst = std::max(worst, kind == Kind::l2 ? l2_ratio(t.w, t.center, t.radius) : row_l1_ratio(t.w, t.center, t.radius));
+  return worst;
+}
+
+}  // namespace tether::reg

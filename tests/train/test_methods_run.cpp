@@ -1,0 +1,249 @@
+// SPEC 3 on a real fine-tuning run, through the built `tether` binary: an ImageFolder of PNGs
+// cut from Debian's Fashion-MNIST, resnet18 at 32 px. A pretrained-like start w0 is made first
+// (30 steps from scratch, --save-final); every run below fine-tunes from it.
+#include <stb_image_write.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "core/safetensors.h"
+#include "data/dataset.h"
+#include "tests/test_util.h"
+#include "tests/tools/files.h"
+#include "tools/train/run_files.h"
+
+using namespace tether;
+using namespace tether::testing;
+
+namespace {
+
+const std::string kTether = TETHER_BINARY_DIR "/tether";
+
+// root/{train,val}/<class>/<i>.png from Fashion-MNIST classes 0, 1, 7 (as tests/train/test_train_cli.cpp).
+void write_fashion_folder(const std::string& root, int train_per_class, int val_per_class) {
+  const auto ds = data::fashion_mnist("train");
+  const std::vector<std::pair<int64_t, std::string>> classes{{0, "tshirt"}, {1, "trouser"}, {7, "sneaker"}};
+  std::map<int64_t, int> taken;
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    const int64_t label = ds->label(i);
+    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) { return c.first == label; });
+    if (it == classes.end() || taken[label] >= train_per_class + val_per_class) continue;
+    const int n = taken[label]++;
+    const std::string dir = root + (n < train_per_class ? "/train/" : "/val/") + it->second;
+    std::filesystem::create_directories(dir);
+    const data::Image img = ds->load(i);
+    std::vector<uint8_t> gray(img.height * img.width);
+    for (int p = 0; p < img.height * img.width; ++p) gray[p] = static_cast<uint8_t>(img.plane(0)[p] * 255.0f + 0.5f);
+    REQUIRE(stbi_write_png((dir + "/" + std::to_string(n) + ".png").c_str(), img.width, img.height, 1, gray.data(),
+                           img.width) != 0);
+  }
+}
+
+struct Fixture {
+  std::string data, w0;
+};
+
+// The data and w0, made once for the file: 36 training images (6 batches of 6 per epoch).
+const Fixture& fixture() {
+  static TempDir dir;
+  static const Fixture f = [] {
+    Fixture x{dir.file("fashion"), dir.file("w0.safetensors")};
+    write_fashion_folder(x.data, 12, 2);
+    const auto r = run_command(kTether + " train --model resnet18 --data " + x.data +
+                               " --input-size 32 --augment none --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353" +
+                               " --batch-size 6 --iters 30 --lr 0.05 --momentum 0.9 --threads 2 --workers 1 --seed 1" +
+                               " --progress none --save-final " + x.w0);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    return x;
+  }();
+  return f;
+}
+
+// A fine-tuning run from w0: 30 steps (SGD lr 0.05 momentum 0.9), logging every step.
+struct Run {
+  std::string out, final_weights, output;
+  double distance = NAN;  // "distance from w0" printed by tether train (‖w − w0‖ over S)
+  std::vector<nlohmann::json> log;
+};
+
+Run fine_tune(const TempDir& tmp, const std::string& name, const std::string& method) {
+  const Fixture& f = fixture();
+  Run run;
+  run.out = tmp.file(name);
+  run.final_weights = tmp.file(name + ".safetensors");
+  const auto r = run_command(kTether + " train --model resnet18 --weights " + f.w0 + " --data " + f.data +
+                             " --input-size 32 --augment flip --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353" +
+                             " --batch-size 6 --iters 30 --lr 0.05 --momentum 0.9 --threads 2 --workers 1 --seed 3" +
+                             " --log-interval 1 --eval-interval 1000 --progress none --out " + run.out +
+                             " --save-final " + run.final_weights + " " + method);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  run.output = r.output;
+  const auto at = r.output.find("distance from w0 ");
+  REQUIRE(at != std::string::npos);
+  run.distance = std::stod(r.output.substr(at + 17));
+  std::istringstream in(read_bytes(run.out + "/log.jsonl"));
+  for (std::string line; std::getline(in, line);) run.log.push_back(nlohmann::json::parse(line));
+  REQUIRE(run.log.size() == 30);
+  return run;
+}
+
+// A radius as a flag value that parses back to exactly the same double.
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// SPEC 1 with --reg-params weights: S = every tensor of ndim >= 2 outside the head (fc.*).
+bool in_S(const std::string& name, const Tensor& t) { return t.dim() >= 2 && name.rfind("fc.", 0) != 0; }
+
+// Largest ‖ΔW‖_F / γ over the tensors of S (rows = false) or ‖Δ_r‖₁ / γ over their rows
+// (rows = true), recomputed from the saved final weights and w0.
+double worst_ratio(const std::string& final_weights, const std::string& w0_file, bool rows, double gamma) {
+  const auto w = safetensors::load(final_weights), w0 = safetensors::load(w0_file);
+  double worst = 0;
+  int tensors = 0;
+  for (const auto& [name, t] : w.tensors) {
+    if (!in_S(name, t)) continue;
+    ++tensors;
+    const auto a = t.to_vector<double>(), b = w0.tensors.at(name).to_vector<double>();
+    const size_t n_rows = rows ? static_cast<size_t>(t.shape()[0]) : 1, len = a.size() / n_rows;
+    for (size_t r = 0; r < n_rows; ++r) {
+      double norm = 0;
+      for (size_t i = r * len; i < (r + 1) * len; ++i) norm += rows ? std::abs(a[i] - b[i]) : (a[i] - b[i]) * (a[i] - b[i]);
+      worst = std::max(worst, (rows ? norm : std::sqrt(norm)) / gamma);
+    }
+  }
+  CHECK(tensors == 20);  // resnet18: conv1, 16 block convs, 3 downsample convs
+  return worst;
+}
+
+// Every log step's "constraint" (SPEC 3: the max ratio after the projection): all <= 1 + 1e-5,
+// returns the largest.
+double check_logged_constraint(const Run& run) {
+  double worst = 0;
+  for (const auto& rec : run.log) {
+    REQUIRE(rec.contains("constraint"));
+    const double c = rec["constraint"].get<double>();
+    CAPTURE(rec.dump());
+    CHECK(c <= 1.0 + 1e-5);
+    worst = std::max(worst, c);
+  }
+  return worst;
+}
+
+// The unconstrained run, shared by the tests below (its distance sets their radii).
+const Run& unconstrained(const TempDir& tmp) {
+  static const Run run = fine_tune(tmp, "none", "--reg none");
+  return run;
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+  TEST_CASE("SPEC 3 l2-pgm on a fine-tuning run: ‖ΔW‖_F <= γ per tensor of S at every logged step and at the end") {
+    static TempDir tmp;
+    const Run& free_run = unconstrained(tmp);
+    CHECK(free_run.distance > 0);
+    CHECK(!free_run.log[0].contains("constraint"));  // no projection, no field
+    // γ per tensor: a tenth of what the 20 tensors would share of the free run's distance.
+    const double gamma = 0.1 * free_run.distance / std::sqrt(20.0);
+    const Run run = fine_tune(tmp, "l2pgm", "--project l2-pgm --gamma " + fmt(gamma));
+    const double logged = check_logged_constraint(run);
+    MESSAGE("l2-pgm γ=" << gamma << ": max logged constraint " << logged << "; distance " << run.distance << " (free run " << free_run.distance << ")");
+    CHECK(logged > 0.99);  // it binds: some tensor sits on the sphere
+    const double final_ratio = worst_ratio(run.final_weights, fixture().w0, false, gamma);
+    CHECK(final_ratio <= 1.0 + 1e-5);
+    CHECK(final_ratio == doctest::Approx(run.log.back()["constraint"].get<double>()).epsilon(1e-5));
+    CHECK(run.distance <= gamma * std::sqrt(20.0) * (1 + 1e-5));
+    const auto args = train::read_json(run.out + "/args.json");
+    CHECK(args["project"] == "l2-pgm");
+    CHECK(args["gamma-head"] == "inf");
+  }
+
+  TEST_CASE("SPEC 3 mars-pgm on a fine-tuning run: ‖Δ_r‖₁ <= γ on every row of S at every logged step and at the end") {
+    static TempDir tmp;
+    const Run& free_run = unconstrained(tmp);
+    const double free_rows = worst_ratio(free_run.final_weights, fixture().w0, true, 1.0);  // max row L1 of the free run
+    const double gamma = 0.2 * free_rows;
+    const Run run = fine_tune(tmp, "marspgm", "--project mars-pgm --gamma " + fmt(gamma));
+    const double logged = check_logged_constraint(run);
+    MESSAGE("mars-pgm γ=" << gamma << ": max logged constraint " << logged << "; free run's max row L1 " << free_rows << "; distance " << run.distance);
+    CHECK(logged > 0.99);
+    const double final_ratio = worst_ratio(run.final_weights, fixture().w0, true, gamma);
+    CHECK(final_ratio <= 1.0 + 1e-5);
+    CHECK(final_ratio == doctest::Approx(run.log.back()["constraint"].get<double>()).epsilon(1e-5));
+  }
+
+  TEST_CASE("SPEC 2/3: weights stay closer to w0: l2sp (alpha 1) closer than none, l2-pgm with a small γ closer still") {
+    static TempDir tmp;
+    const Run& free_run = unconstrained(tmp);
+    const Run l2sp = fine_tune(tmp, "l2sp", "--reg l2sp --alpha 1");
+    const double gamma = 0.05 * free_run.distance / std::sqrt(20.0);
+    const Run pgm = fine_tune(tmp, "l2pgm-small", "--project l2-pgm --gamma " + fmt(gamma));
+    MESSAGE("distance from w0: none " << free_run.distance << ", l2sp " << l2sp.distance << ", l2-pgm γ=" << gamma << " " << pgm.distance);
+    CHECK(l2sp.distance < free_run.distance);
+    CHECK(pgm.distance < l2sp.distance);
+  }
+
+  TEST_CASE("SPEC 3: a projection combined with a penalty (l2sp + mars-pgm, head constrained too) holds its constraint") {
+    static TempDir tmp;
+    const Run& free_run = unconstrained(tmp);
+    const double gamma = 0.2 * worst_ratio(free_run.final_weights, fixture().w0, true, 1.0);
+    const double gamma_head = 0.5;
+    const Run run = fine_tune(tmp, "l2sp-mars", "--reg l2sp --alpha 1 --beta 0.01 --project mars-pgm --gamma " +
+                                                    fmt(gamma) + " --gamma-head " + fmt(gamma_head));
+    CHECK(run.log.back().contains("omega.S"));
+    const double logged = check_logged_constraint(run);
+    MESSAGE("l2sp + mars-pgm γ=" << gamma << " γ_V=" << gamma_head << ": max logged constraint " << logged);
+    CHECK(logged > 0.99);
+    CHECK(worst_ratio(run.final_weights, fixture().w0, true, gamma) <= 1.0 + 1e-5);
+    // The head's rows (fc.weight [3, 512], fc.bias is outside --reg-params weights): ‖v_r‖₁ <= γ_V.
+    const auto w = safetensors::load(run.final_weights);
+    const auto fc = w.tensors.at("fc.weight").to_vector<double>();
+    double worst_head = 0;
+    for (size_t r = 0; r < 3; ++r) {
+      double l1 = 0;
+      for (size_t i = r * 512; i < (r + 1) * 512; ++i) l1 += std::abs(fc[i]);
+      worst_head = std::max(worst_head, l1 / gamma_head);
+    }
+    MESSAGE("head: max ‖v_r‖₁/γ_V = " << worst_head);
+    CHECK(worst_head <= 1.0 + 1e-5);
+    CHECK(worst_head > 0.99);  // γ_V binds
+  }
+
+  TEST_CASE("SPEC 3 flags: γ <= 0 names the flag, an unknown --project lists the valid ones, inf round-trips via --config") {
+    TempDir tmp;
+    const Fixture& f = fixture();
+    const std::string base = kTether + " train --model resnet18 --data " + f.data +
+                             " --input-size 32 --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353 --batch-size 6" +
+                             " --threads 2 --workers 1 --progress none --iters 1 --out " + tmp.file("run");
+    struct Case {
+      std::string args, expect;
+    };
+    for (const Case& c : std::vector<Case>{{" --project l2-pgm --gamma 0", "--gamma must be > 0"},
+                                           {" --project l2-pgm --gamma -2", "--gamma must be > 0"},
+                                           {" --project mars-pgm --gamma-head 0", "--gamma-head"},
+                                           {" --project l2-pgm --gamma nan", "--gamma"},
+                                           {" --project l1-pgm", "none, l2-pgm, mars-pgm"}}) {
+      CAPTURE(c.args);
+      const auto r = run_command(base + c.args);
+      INFO(r.output);
+      CHECK(r.code != 0);
+      CHECK(contains(r.output, c.expect));
+      CHECK(!std::filesystem::exists(tmp.file("run") + "/last.state.json"));
+    }
+    // args.json writes an infinite radius as "inf", and --config reads it back.
+    write_bytes(tmp.file("c.json"), R"({"project": "l2-pgm", "gamma": "inf", "gamma-head": 2.5})");
+    const auto r = run_command(base + " --config " + tmp.file("c.json"));
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    const auto args = train::read_json(tmp.file("run") + "/args.json");
+    CHECK(args["project"] == "l2-pgm");
+    CHECK(args["gamma"] == "inf");
+    CHECK(args["gamma-head"] == 2.5);
+  }
+}

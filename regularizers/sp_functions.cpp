@@ -30,21 +30,25 @@ Shape rows_shape(const Tensor& x) {
   return {rows, rows == 0 ? 0 : x.numel() / rows};
 }
 
-// The gradient is `direction` times the incoming scalar g (direction already holds every
-// per-element factor). Used by all four functions below.
+// The gradient is `direction` times a constant factor times the incoming scalar g (direction
+// holds every per-element factor). Used by all four functions below.
 struct ScaledDirectionBackward : Node {
   Tensor direction;  // shape of the input
+  double factor = 1;  // a constant folded in here rather than in an extra pass over direction
   std::string label;
-  std::vector<Tensor> backward(const Tensor& g) override { return {ops::mul_scalar(direction, g.item<double>())}; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    return {ops::mul_scalar(direction, factor * g.item<double>())};
+  }
   std::string name() const override { return label; }
   void release_saved() override { direction = Tensor(); }
 };
 
-Tensor finish(const Tensor& x, double value, Tensor direction, const char* label) {
+Tensor finish(const Tensor& x, double value, Tensor direction, const char* label, double factor = 1.0) {
   Tensor y = Tensor::scalar(value, x.dtype(), x.device());
   if (direction.defined()) {
     auto node = std::make_shared<ScaledDirectionBackward>();
     node->direction = ops::reshape(direction, x.shape());
+    node->factor = factor;
     node->label = label;
     record(y, node, {x});
   }
@@ -72,9 +76,8 @@ Tensor fisher_squared_distance(const Tensor& x, const Tensor& c, const Tensor& f
   Tensor d = difference(x, c);
   Tensor fd = ops::binary(ops::Binary::mul, f, d);
   const double value = ops::dot(fd, d);
-  if (!needs_grad({x})) return finish(x, value, Tensor(), "");
-  ops::scale_(fd, 2.0);  // ∂/∂x Σ F d² = 2 F d
-  return finish(x, value, std::move(fd), "FisherSquaredDistanceBackward");
+  // ∂/∂x Σ F d² = 2 F d: the 2 is applied in the backward's one pass.
+  return finish(x, value, needs_grad({x}) ? std::move(fd) : Tensor(), "FisherSquaredDistanceBackward", 2.0);
 }
 
 Tensor smooth_l1_distance(const Tensor& x, const Tensor& c, double eps) {
@@ -99,10 +102,9 @@ Tensor group_lasso_distance(const Tensor& x, const Tensor& c, const Tensor& f, d
       std::sqrt(static_cast<double>(rows[1])) *
       ops::sum_all(ops::binary(ops::Binary::div, q, ops::add_scalar(n, eps)));
   if (!needs_grad({x})) return finish(x, value, Tensor(), "");
-  // ∂/∂x_j = √p F_j d_j / n_r
-  Tensor dir = ops::binary(ops::Binary::div, fd, n);
-  ops::scale_(dir, std::sqrt(static_cast<double>(rows[1])));
-  return finish(x, value, std::move(dir), f.defined() ? "GroupLassoFisherBackward" : "GroupLassoBackward");
+  // ∂/∂x_j = √p F_j d_j / n_r (√p applied in the backward's one pass)
+  return finish(x, value, ops::binary(ops::Binary::div, fd, n),
+                f.defined() ? "GroupLassoFisherBackward" : "GroupLassoBackward", std::sqrt(static_cast<double>(rows[1])));
 }
 
 Tensor mars_norm(const Tensor& x, const Tensor& c) {

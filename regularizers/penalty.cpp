@@ -1,7 +1,10 @@
-// SPEC 2 penalties: l2 and l2sp (the other rows of the table plug into make_penalty).
+// SPEC 2 penalties: l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp (fnp, kd and delta
+// need the forward pass and live elsewhere). The per-tensor sums are the fused functions of
+// sp_functions.cpp.
 #include "regularizers/penalty.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace tether::reg {
 namespace {
@@ -32,12 +35,70 @@ class L2Penalty : public Penalty {
   bool toward_w0_;
 };
 
+// The rest of SPEC 2's weight-space rows (Δ = w − w0, ε = --smooth-eps):
+//   l2sp-fisher  α/2 Σ_{j∈S} F_j Δ_j²                             + β/2 Σ_S̄ ‖w‖²
+//   l1sp         α Σ_{j∈S} (√(Δ_j² + ε²) − ε)                      + β/2 Σ_S̄ ‖w‖²
+//   glsp         α Σ_{rows r of S} √p_r (√(‖Δ_r‖² + ε²) − ε)       + β/2 Σ_S̄ ‖w‖²
+//   glsp-fisher  α Σ_r √p_r (√(Σ_{j∈r} F_j Δ_j² + ε²) − ε)         + β/2 Σ_S̄ ‖w‖²
+//   mars-sp      α Σ_{W∈S} ‖ΔW‖_mars + β Σ_{V∈S̄} ‖V‖_mars
+class SpPenalty : public Penalty {
+ public:
+  SpPenalty(const PenaltyOptions& opts, const ParamSets& sets) : opts_(opts), sets_(sets) {
+    if (needs_fisher(opts.reg)) fisher_ = load_fisher(opts.fisher, sets);
+  }
+  std::string name() const override { return opts_.reg; }
+  Terms terms(double scale) const override {
+    Terms out;
+    const std::string& reg = opts_.reg;
+    if (opts_.alpha != 0 && !sets_.inherited.empty()) {
+      Tensor total;
+      for (const auto& [name, w] : sets_.inherited) {
+        auto it = sets_.w0.find(name);
+        TETHER_CHECK(it != sets_.w0.end(), "no pretrained value (w0) for parameter '", name, "'");
+        const Tensor& w0 = it->second;
+        Tensor t;
+        if (reg == "l2sp-fisher")
+          t = fisher_squared_distance(w, w0, fisher_.at(name));
+        else if (reg == "l1sp")
+          t = smooth_l1_distance(w, w0, opts_.smooth_eps);
+        else if (reg == "glsp")
+          t = group_lasso_distance(w, w0, Tensor(), opts_.smooth_eps);
+        else if (reg == "glsp-fisher")
+          t = group_lasso_distance(w, w0, fisher_.at(name), opts_.smooth_eps);
+        else
+          t = mars_norm(w, w0);
+        total = add_defined(total, t);
+      }
+      const double coef = reg == "l2sp-fisher" ? 0.5 * opts_.alpha : opts_.alpha;
+      out.emplace_back("omega.S", total * (coef * scale));
+    }
+    if (opts_.beta != 0 && !sets_.head.empty()) {
+      if (reg == "mars-sp") {
+        Tensor total;
+        for (const auto& [name, v] : sets_.head) total = add_defined(total, mars_norm(v, Tensor()));
+        out.emplace_back("omega.head", total * (opts_.beta * scale));
+      } else {
+        out.emplace_back("omega.head", sum_squares(sets_.head) * (0.5 * opts_.beta * scale));
+      }
+    }
+    return out;
+  }
+
+ private:
+  PenaltyOptions opts_;
+  const ParamSets& sets_;
+  std::map<std::string, Tensor> fisher_;
+};
+
 }  // namespace
 
 const std::vector<std::string>& penalty_names() {
-  static const std::vector<std::string> names{"none", "l2", "l2sp"};
+  static const std::vector<std::string> names{"none", "l2", "l2sp", "l2sp-fisher", "l1sp", "glsp", "glsp-fisher",
+                                              "mars-sp"};
   return names;
 }
+
+bool needs_fisher(const std::string& reg) { return reg == "l2sp-fisher" || reg == "glsp-fisher"; }
 
 std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSets& sets) {
   const auto& names = penalty_names();
@@ -48,8 +109,13 @@ std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSet
   }
   TETHER_CHECK(opts.alpha >= 0, "--alpha must be >= 0, got ", opts.alpha);
   TETHER_CHECK(opts.beta >= 0, "--beta must be >= 0, got ", opts.beta);
+  TETHER_CHECK(std::isfinite(opts.smooth_eps) && opts.smooth_eps > 0, "--smooth-eps must be > 0 and finite, got ",
+               opts.smooth_eps);
+  TETHER_CHECK(!needs_fisher(opts.reg) || !opts.fisher.empty(), "--reg ", opts.reg,
+               " needs --fisher FILE (the diagonal Fisher of `tether fisher`)");
   if (opts.reg == "none") return nullptr;
-  return std::make_unique<L2Penalty>(opts, sets, opts.reg == "l2sp");
+  if (opts.reg == "l2" || opts.reg == "l2sp") return std::make_unique<L2Penalty>(opts, sets, opts.reg == "l2sp");
+  return std::make_unique<SpPenalty>(opts, sets);
 }
 
 Tensor sum_squares(const nn::NamedTensors& params) {

@@ -14,9 +14,14 @@
 namespace tether::reg {
 
 struct PenaltyOptions {
+  // {reg, alpha, beta} keeps working (and warning-free) as fields are added.
+  PenaltyOptions(std::string reg_ = "none", double alpha_ = 0.0, double beta_ = 0.0)
+      : reg(std::move(reg_)), alpha(alpha_), beta(beta_) {}
   std::string reg = "none";  // --reg
   double alpha = 0.0;        // --alpha: coefficient on S
   double beta = 0.0;         // --beta: coefficient on S̄
+  std::string fisher;        // --fisher FILE: diagonal Fisher (SPEC 4), for l2sp-fisher and glsp-fisher
+  double smooth_eps = 1e-8;  // --smooth-eps: ε of l1sp, glsp, glsp-fisher
 };
 
 using Terms = std::vector<std::pair<std::string, Tensor>>;
@@ -30,7 +35,7 @@ class Penalty {
 };
 
 // The penalty named by opts.reg, over `sets` (held by reference: keep them alive).
-// "none" returns nullptr.
+// "none" returns nullptr. The Fisher penalties read opts.fisher here (load_fisher).
 std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSets& sets);
 const std::vector<std::string>& penalty_names();
 
@@ -38,5 +43,27 @@ const std::vector<std::string>& penalty_names();
 // Σ_tensors ‖w‖² and Σ_tensors ‖w − w0‖² as differentiable scalars (0-d, undefined when empty).
 Tensor sum_squares(const nn::NamedTensors& params);
 Tensor sum_squared_distance(const nn::NamedTensors& params, const std::map<std::string, Tensor>& w0);
+
+// True for the penalties that need --fisher.
+bool needs_fisher(const std::string& reg);
+
+// F for every tensor of S, read from a safetensors file keyed by parameter name (other keys,
+// e.g. the source model's head, are ignored), cast to each parameter's dtype and device.
+// Throws naming the file and the key when a tensor of S is missing, has another shape, or holds
+// a negative or non-finite value.
+std::map<std::string, Tensor> load_fisher(const std::string& path, const ParamSets& sets);
+
+// Fused per-tensor penalties (regularizers/sp_functions.cpp): 0-d differentiable scalars, the
+// gradient flowing to x only (c and F are constants). c undefined means c = 0. Rows are
+// SPEC 1's: x viewed as [d0, rest], p = rest.
+//   fisher_squared_distance  Σ_j F_j (x_j − c_j)²                               ∇ 2 F (x − c)
+//   smooth_l1_distance       Σ_j (√((x_j − c_j)² + ε²) − ε)                       ∇ (x − c) / √(·)
+//   group_lasso_distance     Σ_r √p (√(Σ_{j∈r} F_j (x_j − c_j)² + ε²) − ε), F undefined = 1
+//                                                                                ∇ √p F (x − c)_r / √(·)_r
+//   mars_norm                max_r Σ_{j∈r} |x_j − c_j|   ∇ sign(x − c) on the first maximising row, 0 elsewhere
+Tensor fisher_squared_distance(const Tensor& x, const Tensor& c, const Tensor& f);
+Tensor smooth_l1_distance(const Tensor& x, const Tensor& c, double eps);
+Tensor group_lasso_distance(const Tensor& x, const Tensor& c, const Tensor& f, double eps);
+Tensor mars_norm(const Tensor& x, const Tensor& c);
 
 }  // namespace tether::reg

@@ -102,9 +102,11 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--label-smoothing", o.label_smoothing, "Cross-entropy label smoothing")
       ->check(CLI::Range(0.0, 0.999));
   // method
-  cmd.add_option("--reg", o.reg, "Penalty (SPEC 2): none, l2, l2sp");
+  cmd.add_option("--reg", o.reg, "Penalty (SPEC 2): none, l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp");
   cmd.add_option("--alpha", o.alpha, "Penalty coefficient on S (inherited)")->check(nonneg);
   cmd.add_option("--beta", o.beta, "Penalty coefficient on S̄ (head)")->check(nonneg);
+  cmd.add_option("--fisher", o.fisher, "Diagonal Fisher safetensors file (tether fisher), for --reg *-fisher");
+  cmd.add_option("--smooth-eps", o.smooth_eps, "Smoothing epsilon of l1sp, glsp, glsp-fisher");
   cmd.add_option("--reg-params", o.reg_params, "Penalised tensors: weights (ndim >= 2) or all")
       ->check(choice({"weights", "all"}));
   cmd.add_option("--reg-decay", o.reg_decay, "Penalty coefficients times this^epoch")->check(nonneg);
@@ -144,6 +146,10 @@ void validate(const TrainOptions& o) {
   }
   TETHER_CHECK(o.gamma > 0, "--gamma must be > 0 (inf: no constraint on S), got ", o.gamma);  // NaN fails too
   TETHER_CHECK(o.gamma_head > 0, "--gamma-head must be > 0 (inf: no constraint on the head), got ", o.gamma_head);
+  TETHER_CHECK(!reg::needs_fisher(o.reg) || !o.fisher.empty(), "--reg ", o.reg, " needs --fisher FILE");
+  TETHER_CHECK(o.fisher.empty() || reg::needs_fisher(o.reg), "--fisher is only read by --reg l2sp-fisher or glsp-fisher, not '",
+               o.reg, "'");
+  TETHER_CHECK(std::isfinite(o.smooth_eps) && o.smooth_eps > 0, "--smooth-eps must be > 0 and finite, got ", o.smooth_eps);
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
   TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values (once), got ",
                o.mean.size(), " and ", o.std.size());
@@ -182,7 +188,9 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"head-lr-mult", o.head_lr_mult},
           {"label-smoothing", o.label_smoothing}, {"reg", o.reg}, {"alpha", o.alpha}, {"beta", o.beta},
           {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay},
-          {"project", o.project}, {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)}, {"seed", o.seed}, {"threads", o.threads},
+          {"fisher", o.fisher}, {"smooth-eps", o.smooth_eps}, {"project", o.project},
+          {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)}, {"seed", o.seed},
+          {"threads", o.threads},
           {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
           {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval},
           {"save-final", o.save_final}, {"progress", o.progress}};

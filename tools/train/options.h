@@ -62,6 +62,8 @@ struct TrainOptions {
   // ---- method (SPEC 2) ----
   std::string reg = "none";
   double alpha = 0, beta = 0;
+  std::string fisher;        // --fisher FILE (l2sp-fisher, glsp-fisher)
+  double smooth_eps = 1e-8;  // --smooth-eps (l1sp, glsp, glsp-fisher)
   std::string reg_params = "weights";
   double reg_decay = 1;
   // ---- projection (SPEC 3) ----

@@ -198,7 +198,10 @@ TrainSummary run_training(const TrainOptions& o) {
   if (o.bn == "frozen") freeze_batch_norm(*model);
   const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
   if (!o.init.empty()) models::load_weights(*model, o.init);
-  const auto penalty = reg::make_penalty({o.reg, o.alpha, o.beta}, sets);
+  reg::PenaltyOptions penalty_options{o.reg, o.alpha, o.beta};
+  penalty_options.fisher = o.fisher;
+  penalty_options.smooth_eps = o.smooth_eps;
+  const auto penalty = reg::make_penalty(penalty_options, sets);
 
   // ---- optimisation ----
   auto optimizer = make_optimizer(param_groups(*model, o), o);

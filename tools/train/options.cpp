@@ -102,7 +102,9 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--label-smoothing", o.label_smoothing, "Cross-entropy label smoothing")
       ->check(CLI::Range(0.0, 0.999));
   // method
-  cmd.add_option("--reg", o.reg, "Penalty (SPEC 2): none, l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp");
+  std::string reg_list;
+  for (const auto& r : reg::penalty_names()) reg_list += (reg_list.empty() ? "" : ", ") + r;
+  cmd.add_option("--reg", o.reg, "Penalty (SPEC 2): " + reg_list);
   cmd.add_option("--alpha", o.alpha, "Penalty coefficient on S (inherited)")->check(nonneg);
   cmd.add_option("--beta", o.beta, "Penalty coefficient on S̄ (head)")->check(nonneg);
   cmd.add_option("--fisher", o.fisher, "Diagonal Fisher safetensors file (tether fisher), for --reg *-fisher");

@@ -74,20 +74,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--split", e->split, "val (val/ or test/), test or train")->check(CLI::IsMember({"val", "test", "train"}));
   cmd->add_option("--classes", o.classes, "Keep only these classes, relabelled in this order")->delimiter(',');
   cmd->add_option("--num-classes", o.num_classes, "Classes of the head (0: from the data)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--input-size", o.input_size, "Input size")->check(CLI::PositiveNumber);
-  cmd->add_option("--resize-size", o.resize_size, "Resize before the centre crop (0: input-size / 0.875)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--interpolation", o.interpolation, "bilinear or bicubic")->check(CLI::IsMember({"bilinear", "bicubic"}));
-  cmd->add_option("--mean", o.mean, "Normalisation mean")->delimiter(',')->expected(3);
-  cmd->add_option("--std", o.std, "Normalisation std")->delimiter(',')->expected(3);
-  cmd->add_option("--augment", o.augment, "The training run's --augment (none, flip: resize to input size; "
-                                          "others: resize shorter side, centre crop)")
-      ->check(CLI::IsMember({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
+  train::add_eval_pipeline_flags(*cmd, o);
   cmd->add_flag("--ten-crop", o.ten_crop, "Average the softmax over ten crops");
   cmd->add_option("--batch-size", o.batch_size, "Batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--workers", o.workers, "Data loading threads")->check(CLI::NonNegativeNumber);
   cmd->add_option("--on-bad-image", o.on_bad_image, "skip (warn and count) or error")->check(CLI::IsMember({"skip", "error"}));
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--predictions", e->predictions, "Write index,file,label,prediction,confidence per image");
   cmd->callback([e] { run_eval(*e); });
 }

@@ -131,17 +131,7 @@ void add_fisher_command(CLI::App& app) {
   cmd->add_option("--out", f->out, "Output safetensors: one f32 tensor per parameter")->required();
   cmd->add_option("--csv", f->csv, "Per-layer summary: name,numel,min,median,max");
   cmd->add_option("--seed", o.seed, "Seeds the choice of images and the classes drawn by 'sampled'");
-  cmd->add_option("--input-size", o.input_size, "Input size")->check(CLI::PositiveNumber);
-  cmd->add_option("--resize-size", o.resize_size, "Resize before the centre crop (0: input-size / 0.875)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--interpolation", o.interpolation, "bilinear or bicubic")->check(CLI::IsMember({"bilinear", "bicubic"}));
-  cmd->add_option("--mean", o.mean, "Normalisation mean")->delimiter(',')->expected(3);
-  cmd->add_option("--std", o.std, "Normalisation std")->delimiter(',')->expected(3);
-  cmd->add_option("--augment", o.augment, "Evaluation pipeline of this --augment (none, flip: resize to input size; "
-                                          "others: resize shorter side, centre crop)")
-      ->check(CLI::IsMember({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
-  cmd->add_option("--workers", o.workers, "Data loading threads")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  train::add_eval_pipeline_flags(*cmd, o);
   cmd->callback([f] { run_fisher(*f); });
 }
 

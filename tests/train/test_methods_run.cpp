@@ -1,8 +1,6 @@
 // SPEC 3 on a real fine-tuning run, through the built `tether` binary: an ImageFolder of PNGs
 // cut from Debian's Fashion-MNIST, resnet18 at 28 px (the images' own size). A pretrained-like start w0 is made first
 // (30 steps from scratch, --save-final); every run below fine-tunes from it.
-#include <stb_image_write.h>
-
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -10,6 +8,7 @@
 #include "core/safetensors.h"
 #include "data/dataset.h"
 #include "tests/test_util.h"
+#include "tests/train/fashion_folder.h"
 #include "tests/tools/files.h"
 #include "tools/train/run_files.h"
 
@@ -21,26 +20,6 @@ namespace {
 // OpenMP's passive wait: on a busy machine (parallel builds) spinning threads make a 2-thread
 // run ~7x slower; results do not depend on it.
 const std::string kTether = "OMP_WAIT_POLICY=passive " TETHER_BINARY_DIR "/tether";
-
-// root/{train,val}/<class>/<i>.png from Fashion-MNIST classes 0, 1, 7 (as tests/train/test_train_cli.cpp).
-void write_fashion_folder(const std::string& root, int train_per_class, int val_per_class) {
-  const auto ds = data::fashion_mnist("train");
-  const std::vector<std::pair<int64_t, std::string>> classes{{0, "tshirt"}, {1, "trouser"}, {7, "sneaker"}};
-  std::map<int64_t, int> taken;
-  for (int64_t i = 0; i < ds->size(); ++i) {
-    const int64_t label = ds->label(i);
-    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) { return c.first == label; });
-    if (it == classes.end() || taken[label] >= train_per_class + val_per_class) continue;
-    const int n = taken[label]++;
-    const std::string dir = root + (n < train_per_class ? "/train/" : "/val/") + it->second;
-    std::filesystem::create_directories(dir);
-    const data::Image img = ds->load(i);
-    std::vector<uint8_t> gray(img.height * img.width);
-    for (int p = 0; p < img.height * img.width; ++p) gray[p] = static_cast<uint8_t>(img.plane(0)[p] * 255.0f + 0.5f);
-    REQUIRE(stbi_write_png((dir + "/" + std::to_string(n) + ".png").c_str(), img.width, img.height, 1, gray.data(),
-                           img.width) != 0);
-  }
-}
 
 struct Fixture {
   std::string data, w0;

@@ -1,8 +1,6 @@
 // `tether train` and `tether eval` end to end, through the built binary, on real files: an
 // ImageFolder of PNGs cut from Debian's Fashion-MNIST. Checks the run directory of SPEC 9,
 // that training learns, resume identity, SIGINT, a non-finite loss, and flag errors.
-#include <stb_image_write.h>
-
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -11,6 +9,7 @@
 #include "data/dataset.h"
 #include "tests/parity/parity_util.h"
 #include "tests/test_util.h"
+#include "tests/train/fashion_folder.h"
 #include "tests/tools/files.h"
 #include "tools/train/run_files.h"
 
@@ -20,26 +19,6 @@ using namespace tether::testing;
 namespace {
 
 const std::string kTether = TETHER_BINARY_DIR "/tether";
-
-// root/{train,val}/<class>/<i>.png from Fashion-MNIST classes 0 (T-shirt), 1 (trouser), 7 (sneaker).
-void write_fashion_folder(const std::string& root, int train_per_class, int val_per_class) {
-  const auto ds = data::fashion_mnist("train");
-  const std::vector<std::pair<int64_t, std::string>> classes{{0, "tshirt"}, {1, "trouser"}, {7, "sneaker"}};
-  std::map<int64_t, int> taken;
-  for (int64_t i = 0; i < ds->size(); ++i) {
-    const int64_t label = ds->label(i);
-    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) { return c.first == label; });
-    if (it == classes.end() || taken[label] >= train_per_class + val_per_class) continue;
-    const int n = taken[label]++;
-    const std::string dir = root + (n < train_per_class ? "/train/" : "/val/") + it->second;
-    std::filesystem::create_directories(dir);
-    const data::Image img = ds->load(i);
-    std::vector<uint8_t> gray(img.height * img.width);
-    for (int p = 0; p < img.height * img.width; ++p) gray[p] = static_cast<uint8_t>(img.plane(0)[p] * 255.0f + 0.5f);
-    REQUIRE(stbi_write_png((dir + "/" + std::to_string(n) + ".png").c_str(), img.width, img.height, 1, gray.data(),
-                           img.width) != 0);
-  }
-}
 
 // The small, deterministic run every test starts from.
 std::string train_cmd(const std::string& data, const std::string& out) {

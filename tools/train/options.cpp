@@ -133,6 +133,20 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
       ->check(choice({"auto", "bar", "plain", "none"}));
 }
 
+void add_eval_pipeline_flags(CLI::App& cmd, TrainOptions& o) {
+  cmd.add_option("--input-size", o.input_size, "Input size")->check(CLI::PositiveNumber);
+  cmd.add_option("--resize-size", o.resize_size, "Resize before the centre crop (0: input-size / 0.875)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--interpolation", o.interpolation, "bilinear or bicubic")->check(choice({"bilinear", "bicubic"}));
+  cmd.add_option("--mean", o.mean, "Normalisation mean")->delimiter(',')->expected(3);
+  cmd.add_option("--std", o.std, "Normalisation std")->delimiter(',')->expected(3);
+  cmd.add_option("--augment", o.augment, "The training run's --augment (none, flip: resize to input size; "
+                                         "others: resize shorter side, centre crop)")
+      ->check(choice({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
+  cmd.add_option("--workers", o.workers, "Data loading threads")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+}
+
 void validate(const TrainOptions& o) {
   const auto& regs = reg::penalty_names();
   if (std::find(regs.begin(), regs.end(), o.reg) == regs.end()) {

@@ -87,6 +87,9 @@ struct TrainOptions {
 // Registers every flag of TrainOptions on `cmd`, bound to `opts` (CLI11 checks ranges and
 // choices as it parses, naming the flag).
 void add_train_flags(CLI::App& cmd, TrainOptions& opts);
+// The flags that describe an evaluation pipeline (input size, resize, interpolation, mean/std,
+// the training run's --augment, workers, threads), shared by `tether eval` and `tether fisher`.
+void add_eval_pipeline_flags(CLI::App& cmd, TrainOptions& opts);
 // The checks that involve several flags or the file system; throws tether::Error naming the flag.
 void validate(const TrainOptions& opts);
 // Every resolved option under its flag name (args.json).

@@ -110,6 +110,16 @@ void EfficientNet::reset_head(int64_t num_classes) {
   classifier->set(1, make<Linear>(LinearOptions{.in = last_channels_, .out = num_classes}));
 }
 
+std::vector<std::vector<std::string>> EfficientNet::blocks() const {
+  const size_t last = features->size() - 1;
+  std::vector<std::vector<std::string>> out{{"features.0"}};
+  for (size_t s = 1; s < last; ++s)
+    for (const auto& [index, block] : (*features)[s]->children())
+      out.push_back({"features." + std::to_string(s) + "." + index});
+  out.push_back({"features." + std::to_string(last)});
+  return out;
+}
+
 namespace {
 ModelPtr build(double w, double d, double p, const ModelOptions& o, const char* name) {
   ModelPtr m = make<EfficientNet>(w, d, p, o);

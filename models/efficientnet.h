@@ -33,6 +33,7 @@ class EfficientNet : public Model {
     return {"features.2", "features.3", "features.5", "features.7"};
   }
   void reset_head(int64_t num_classes) override;
+  std::vector<std::vector<std::string>> blocks() const override;
 
   std::shared_ptr<nn::Sequential> features;
   nn::ModulePtr avgpool;

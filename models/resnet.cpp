@@ -95,6 +95,15 @@ void ResNet::reset_head(int64_t num_classes) {
   replace_module("fc", fc);
 }
 
+std::vector<std::vector<std::string>> ResNet::blocks() const {
+  std::vector<std::vector<std::string>> out{{"conv1", "bn1"}};
+  const std::vector<std::pair<std::string, nn::ModulePtr>> stages{
+      {"layer1", layer1}, {"layer2", layer2}, {"layer3", layer3}, {"layer4", layer4}};
+  for (const auto& [stage, layer] : stages)
+    for (const auto& [index, block] : layer->children()) out.push_back({stage + "." + index});
+  return out;
+}
+
 namespace {
 ModelPtr named(ModelPtr m, const char* name) {
   m->name = name;

@@ -47,6 +47,7 @@ class ResNet : public Model {
   std::string head_name() const override { return "fc"; }
   std::vector<std::string> default_taps() const override { return {"layer1", "layer2", "layer3", "layer4"}; }
   void reset_head(int64_t num_classes) override;
+  std::vector<std::vector<std::string>> blocks() const override;
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::shared_ptr<nn::BatchNorm2d> bn1;

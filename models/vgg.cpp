@@ -51,6 +51,17 @@ void VGG::reset_head(int64_t num_classes) {
   classifier->set(6, make<Linear>(LinearOptions{.in = 4096, .out = num_classes}));
 }
 
+std::vector<std::vector<std::string>> VGG::blocks() const {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& [index, m] : features->children()) {
+    if (m->type_name() == "Conv2d") out.push_back({"features." + index});
+    else if (m->type_name() == "BatchNorm2d") out.back().push_back("features." + index);  // the conv's BN
+  }
+  out.push_back({"classifier.0"});  // fc6
+  out.push_back({"classifier.3"});  // fc7
+  return out;
+}
+
 namespace {
 const std::vector<int64_t> kA = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
 const std::vector<int64_t> kB = {64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};

@@ -17,6 +17,7 @@ class VGG : public Model {
   // SPEC 5: the outputs of the last ReLU before each max-pool.
   std::vector<std::string> default_taps() const override { return taps_; }
   void reset_head(int64_t num_classes) override;
+  std::vector<std::vector<std::string>> blocks() const override;
 
   std::shared_ptr<nn::Sequential> features;
   nn::ModulePtr avgpool;

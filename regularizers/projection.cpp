@@ -186,6 +186,19 @@ double row_l1_ratio(const Tensor& w, const Tensor& center, double radius) {
   return dispatch(w, [&](auto t) { return rows_ratio<decltype(t)>(w, center, radius); });
 }
 
+std::vector<double> row_l1_norms(const Tensor& w, const Tensor& center) {
+  check_tensor(w, center, "tensor");
+  return dispatch(w, [&](auto e) {
+    using T = decltype(e);
+    const T* wd = w.data<T>();
+    const T* c = center_data<T>(center);
+    const int64_t rows = rows_of(w), len = rows ? w.numel() / rows : 0;
+    std::vector<double> norms(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) norms[static_cast<size_t>(r)] = abs_diff_sum(wd + r * len, c ? c + r * len : nullptr, len);
+    return norms;
+  });
+}
+
 std::optional<optim::Hook> make_projection(const ProjectionOptions& opts, const ParamSets& sets) {
   if (opts.project == "none") return std::nullopt;
   const Kind kind = kind_of(opts.project);

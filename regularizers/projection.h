@@ -42,5 +42,7 @@ void project_row_l1_balls(const Tensor& w, const Tensor& center, double radius);
 // ‖w − center‖_F / radius and max_r ‖w_r − center_r‖₁ / radius.
 double l2_ratio(const Tensor& w, const Tensor& center, double radius);
 double row_l1_ratio(const Tensor& w, const Tensor& center, double radius);
+// ‖w_r − center_r‖₁ for every row r (the diagnostics' per-row view of the MARS constraint).
+std::vector<double> row_l1_norms(const Tensor& w, const Tensor& center);
 
 }  // namespace tether::reg

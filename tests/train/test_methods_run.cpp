@@ -4,6 +4,8 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <sstream>
 
 #include "core/safetensors.h"
 #include "data/dataset.h"
@@ -57,7 +59,7 @@ Run fine_tune(const TempDir& tmp, const std::string& name, const std::string& me
   const auto r = run_command(kTether + " train --model resnet18 --weights " + f.w0 + " --data " + f.data +
                              " --input-size 28 --augment flip --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353" +
                              " --batch-size 6 --iters 30 --lr 0.05 --momentum 0.9 --threads 2 --workers 1 --seed 3" +
-                             " --log-interval 1 --eval-interval 1000 --progress none --out " + run.out +
+                             " --log-interval 1 --diag-interval 1 --eval-interval 1000 --progress none --out " + run.out +
                              " --save-final " + run.final_weights + " " + method);
   INFO(r.output);
   REQUIRE(r.code == 0);
@@ -81,25 +83,91 @@ std::string fmt(double v) {
 // SPEC 1 with --reg-params weights: S = every tensor of ndim >= 2 outside the head (fc.*).
 bool in_S(const std::string& name, const Tensor& t) { return t.dim() >= 2 && name.rfind("fc.", 0) != 0; }
 
-// Largest ‖ΔW‖_F / γ over the tensors of S (rows = false) or ‖Δ_r‖₁ / γ over their rows
-// (rows = true), recomputed from the saved final weights and w0.
-double worst_ratio(const std::string& final_weights, const std::string& w0_file, bool rows, double gamma) {
+// Per tensor of S: ‖ΔW‖_F (rows = false) or max_r ‖Δ_r‖₁ (rows = true), recomputed in double
+// from the saved final weights and w0.
+std::map<std::string, double> distances(const std::string& final_weights, const std::string& w0_file, bool rows) {
   const auto w = safetensors::load(final_weights), w0 = safetensors::load(w0_file);
-  double worst = 0;
-  int tensors = 0;
+  std::map<std::string, double> out;
   for (const auto& [name, t] : w.tensors) {
     if (!in_S(name, t)) continue;
-    ++tensors;
     const auto a = t.to_vector<double>(), b = w0.tensors.at(name).to_vector<double>();
     const size_t n_rows = rows ? static_cast<size_t>(t.shape()[0]) : 1, len = a.size() / n_rows;
+    double worst = 0;
     for (size_t r = 0; r < n_rows; ++r) {
       double norm = 0;
       for (size_t i = r * len; i < (r + 1) * len; ++i) norm += rows ? std::abs(a[i] - b[i]) : (a[i] - b[i]) * (a[i] - b[i]);
-      worst = std::max(worst, (rows ? norm : std::sqrt(norm)) / gamma);
+      worst = std::max(worst, rows ? norm : std::sqrt(norm));
+    }
+    out[name] = worst;
+  }
+  CHECK(out.size() == 20);  // resnet18: conv1, 16 block convs, 3 downsample convs
+  return out;
+}
+
+// Largest ‖ΔW‖_F / γ over the tensors of S (rows = false) or ‖Δ_r‖₁ / γ over their rows (rows = true).
+double worst_ratio(const std::string& final_weights, const std::string& w0_file, bool rows, double gamma) {
+  double worst = 0;
+  for (const auto& [name, d] : distances(final_weights, w0_file, rows)) worst = std::max(worst, d / gamma);
+  return worst;
+}
+
+// diagnostics.csv (regularizers/diagnostics.h), one row per tensor per diagnosed step.
+struct DiagnosticsRow {
+  int64_t step = 0;
+  std::string layer, set;
+  double frobenius = 0, mars = 0, radius = 0, ratio = 0;
+  int active = 0;
+  int64_t active_rows = 0;
+};
+std::vector<DiagnosticsRow> read_diagnostics(const Run& run) {
+  std::istringstream in(read_bytes(run.out + "/diagnostics.csv"));
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "step,epoch,layer,set,numel,rows,frobenius,mars,reference,radius,ratio,active,active_rows");
+  std::vector<DiagnosticsRow> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::istringstream fields(line);
+    for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
+    REQUIRE(f.size() == 13);
+    rows.push_back({std::stoll(f[0]), f[2], f[3], std::stod(f[6]), std::stod(f[7]), std::stod(f[9]), std::stod(f[10]),
+                    std::stoi(f[11]), std::stoll(f[12])});
+  }
+  return rows;
+}
+
+// The run's diagnostics, written after every step (--diag-interval 1): 21 tensors (S and
+// fc.weight) at each of the 30 steps; under a projection, every tensor of S has ratio <= 1 +
+// 1e-5 at every step (mars-pgm: the ratio is its largest row's, so every row of every layer);
+// the last step's distances equal the ones recomputed from the saved weights. Returns the number
+// of (step, tensor) pairs whose constraint was active.
+int64_t check_diagnostics(const Run& run, const std::string& project, double gamma) {
+  const auto rows = read_diagnostics(run);
+  REQUIRE(rows.size() == 30 * 21);
+  const auto frob = distances(run.final_weights, fixture().w0, false);
+  const auto mars = distances(run.final_weights, fixture().w0, true);
+  int64_t active = 0;
+  for (const DiagnosticsRow& d : rows) {
+    CAPTURE(d.step);
+    CAPTURE(d.layer);
+    CHECK(d.step == static_cast<int64_t>(&d - rows.data()) / 21 + 1);
+    if (d.set == "head") continue;
+    if (project == "none") {
+      CHECK(std::isinf(d.radius));
+      CHECK(d.ratio == 0);
+    } else {
+      CHECK(d.radius == doctest::Approx(gamma).epsilon(1e-9));
+      CHECK(d.ratio == doctest::Approx((project == "l2-pgm" ? d.frobenius : d.mars) / gamma).epsilon(1e-6));
+      CHECK(d.ratio <= 1 + 1e-5);  // SPEC 3
+      CHECK(d.active == (d.ratio >= 1 - 1e-5));
+      active += d.active;
+    }
+    if (d.step == 30) {
+      CHECK(d.frobenius == doctest::Approx(frob.at(d.layer)).epsilon(1e-6));
+      CHECK(d.mars == doctest::Approx(mars.at(d.layer)).epsilon(1e-6));
     }
   }
-  CHECK(tensors == 20);  // resnet18: conv1, 16 block convs, 3 downsample convs
-  return worst;
+  return active;
 }
 
 // Every log step's "constraint" (SPEC 3: the max ratio after the projection): all <= 1 + 1e-5,
@@ -152,6 +220,7 @@ TEST_SUITE("train") {
     CHECK(final_ratio <= 1.0 + 1e-5);
     CHECK(final_ratio == doctest::Approx(run.log.back()["constraint"].get<double>()).epsilon(1e-5));
     CHECK(run.distance <= gamma * std::sqrt(20.0) * (1 + 1e-5));
+    CHECK(check_diagnostics(run, "l2-pgm", gamma) > 0);
     const auto args = train::read_json(run.out + "/args.json");
     CHECK(args["project"] == "l2-pgm");
     CHECK(args["gamma-head"] == "inf");
@@ -169,16 +238,24 @@ TEST_SUITE("train") {
     const double final_ratio = worst_ratio(run.final_weights, fixture().w0, true, gamma);
     CHECK(final_ratio <= 1.0 + 1e-5);
     CHECK(final_ratio == doctest::Approx(run.log.back()["constraint"].get<double>()).epsilon(1e-5));
+    CHECK(check_diagnostics(run, "mars-pgm", gamma) > 0);
+    int64_t rows_at_limit = 0;
+    for (const auto& d : read_diagnostics(run)) rows_at_limit += d.active_rows;
+    CHECK(rows_at_limit > 0);
   }
 
-  TEST_CASE("SPEC 2/3: weights stay closer to w0: l2sp (alpha 1) closer than none, l2-pgm with a small γ closer still") {
+  TEST_CASE("SPEC 2/3: weights stay closer to w0: l2sp (alpha 1) closer than none and l2 (alpha 1), l2-pgm with a small γ closer still") {
     const TempDir& tmp = shared_dir();
     const Run& free_run = unconstrained();
     const Run l2sp = fine_tune(tmp, "l2sp", "--reg l2sp --alpha 1");
+    const Run l2 = fine_tune(tmp, "l2", "--reg l2 --alpha 1");  // same coefficient and lr, pulled toward 0
     const double gamma = small_gamma();
     const Run& pgm = l2pgm_small();
-    MESSAGE("distance from w0: none " << free_run.distance << ", l2sp " << l2sp.distance << ", l2-pgm γ=" << gamma << " " << pgm.distance);
+    MESSAGE("distance from w0: none " << free_run.distance << ", l2 " << l2.distance << ", l2sp " << l2sp.distance
+                                      << ", l2-pgm γ=" << gamma << " " << pgm.distance);
     CHECK(l2sp.distance < free_run.distance);
+    CHECK(l2sp.distance < l2.distance);
+    check_diagnostics(free_run, "none", 0);
     CHECK(pgm.distance < l2sp.distance);
   }
 
@@ -221,7 +298,8 @@ TEST_SUITE("train") {
                                            {" --project l2-pgm --gamma -2", "--gamma must be > 0"},
                                            {" --project mars-pgm --gamma-head 0", "--gamma-head"},
                                            {" --project l2-pgm --gamma nan", "--gamma"},
-                                           {" --project l1-pgm", "none, l2-pgm, mars-pgm"}}) {
+                                           {" --project l1-pgm", "none, l2-pgm, mars-pgm"},
+                                           {" --freeze-blocks 10", "resnet18 has 9 blocks"}}) {
       CAPTURE(c.args);
       const auto r = run_command(base + c.args);
       INFO(r.output);
@@ -238,5 +316,74 @@ TEST_SUITE("train") {
     CHECK(args["project"] == "l2-pgm");
     CHECK(args["gamma"] == "inf");
     CHECK(args["gamma-head"] == 2.5);
+  }
+
+  TEST_CASE("--freeze-blocks 3 (resnet18: conv1+bn1, layer1.0, layer1.1) with --freeze layer4.1.conv2: frozen parameters and BN statistics never change, the rest trains") {
+    TempDir tmp;
+    const Run run = fine_tune(tmp, "frozen", "--freeze-blocks 3 --freeze layer4.1.conv2 --bn train");
+    const auto w = safetensors::load(run.final_weights), w0 = safetensors::load(fixture().w0);
+    int frozen = 0, trained = 0;
+    for (const auto& [name, t] : w.tensors) {
+      if (name.ends_with("num_batches_tracked")) continue;
+      const bool is_frozen = name.rfind("conv1.", 0) == 0 || name.rfind("bn1.", 0) == 0 || name.rfind("layer1.", 0) == 0 ||
+                             name.rfind("layer4.1.conv2.", 0) == 0;
+      const bool same = t.to_vector<float>() == w0.tensors.at(name).to_vector<float>();
+      CAPTURE(name);
+      if (is_frozen) {
+        CHECK(same);  // weights, BN affine and BN running statistics (frozen BN runs in eval mode)
+        ++frozen;
+      } else if (name.rfind("layer2.0.", 0) == 0) {
+        CHECK(!same);  // trained parameters and batch-statistics BN both move
+        ++trained;
+      }
+    }
+    CHECK(frozen == 1 + 4 + 2 * (2 + 2 * 4) + 1);  // conv1, bn1 (4 tensors), layer1: 2 blocks of 2 convs + 2 BNs, layer4.1.conv2
+    CHECK(trained > 0);
+    const auto args = train::read_json(run.out + "/args.json");
+    CHECK(args["freeze-blocks"] == 3);
+    // Frozen tensors are in neither set: the diagnostics list 20 − 5 − 1 tensors of S.
+    std::set<std::string> diagnosed;
+    for (const auto& d : read_diagnostics(run))
+      if (d.set == "S") diagnosed.insert(d.layer);
+    CHECK(diagnosed.size() == 14);
+    CHECK(!diagnosed.count("conv1.weight"));
+    CHECK(!diagnosed.count("layer4.1.conv2.weight"));
+  }
+
+  TEST_CASE("tether eval --source-head: the fine-tuned backbone under the pretrained head, on the source task (L2-SP Table 5)") {
+    TempDir tmp;
+    const Fixture& f = fixture();
+    const Run run = fine_tune(tmp, "target", "--classes 0,2");  // a 2-class target task, its own head
+    const std::string eval = kTether + " eval --model resnet18 --data " + f.data +
+                             " --input-size 28 --augment none --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353" +
+                             " --threads 2 --workers 1 --weights ";
+    const auto r = run_command(eval + run.final_weights + " --source-head " + f.w0);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    // Independently: a file holding the fine-tuned tensors with w0's head, evaluated plainly.
+    auto tensors = safetensors::load(run.final_weights).tensors;
+    const auto w0 = safetensors::load(f.w0).tensors;
+    tensors["fc.weight"] = w0.at("fc.weight");
+    tensors["fc.bias"] = w0.at("fc.bias");
+    safetensors::save(tmp.file("combined.safetensors"), tensors);
+    const auto combined = run_command(eval + tmp.file("combined.safetensors"));
+    const auto pretrained = run_command(eval + f.w0);
+    REQUIRE(combined.code == 0);
+    REQUIRE(pretrained.code == 0);
+    auto metrics = [](const std::string& text, const std::string& after) {
+      const auto at = text.find(after);
+      REQUIRE(at != std::string::npos);
+      return text.substr(at + after.size(), text.find('\n', at) - at - after.size());
+    };
+    CHECK(metrics(r.output, "backbone under the source head: ") == metrics(combined.output, "centre crop): "));
+    CHECK(metrics(r.output, f.w0 + ": ") == metrics(pretrained.output, "centre crop): "));
+    CHECK(contains(r.output, "source-task top-1 drop after fine-tuning: "));
+    // A weights file without a head for --source-head is named.
+    auto headless = w0;
+    headless.erase("fc.weight");
+    safetensors::save(tmp.file("headless.safetensors"), headless);
+    const auto bad = run_command(eval + run.final_weights + " --source-head " + tmp.file("headless.safetensors"));
+    CHECK(bad.code != 0);
+    CHECK(contains(bad.output, "has no head (fc.weight)"));
   }
 }

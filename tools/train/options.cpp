@@ -46,7 +46,10 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--init", o.init, "Other starting weights (penalties still refer to --weights)")
       ->check(CLI::ExistingFile);
   cmd.add_option("--num-classes", o.num_classes, "Classes of the new head (0: from the data)")->check(nonneg);
-  cmd.add_option("--freeze", o.freeze, "Modules to freeze, by name (e.g. conv1,bn1,layer1)")->delimiter(',')->multi_option_policy(all);
+  cmd.add_option("--freeze", o.freeze, "Modules to freeze, by name or dotted prefix (e.g. conv1,bn1,layer1,layer2.0)")
+      ->delimiter(',')->multi_option_policy(all);
+  cmd.add_option("--freeze-blocks", o.freeze_blocks,
+                 "Freeze the first N blocks of the architecture (`tether models --blocks M` lists them)")->check(nonneg);
   cmd.add_option("--bn", o.bn, "BatchNorm: train (batch stats), eval (running stats), frozen")
       ->check(choice({"train", "eval", "frozen"}));
   // data
@@ -125,6 +128,9 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
       ->check(nonneg);
   cmd.add_option("--checkpoint-interval", o.checkpoint_interval,
                  "Iterations between checkpoints (0: at every evaluation)")->check(nonneg);
+  cmd.add_option("--diag-interval", o.diag_interval,
+                 "Iterations between per-layer distance rows in diagnostics.csv (0: at every evaluation)")
+      ->check(nonneg);
   cmd.add_option("--stop-after", o.stop_after,
                  "Stop after this many steps as if interrupted: checkpoint, exit 130 (time-boxed jobs)")
       ->check(nonneg);
@@ -191,7 +197,7 @@ void validate(const TrainOptions& o) {
 
 nlohmann::json to_json(const TrainOptions& o) {
   return {{"model", o.model}, {"weights", o.weights}, {"init", o.init}, {"num-classes", o.num_classes},
-          {"freeze", o.freeze}, {"bn", o.bn}, {"data", o.data}, {"train-list", o.train_list}, {"val-list", o.val_list}, {"classes", o.classes},
+          {"freeze", o.freeze}, {"freeze-blocks", o.freeze_blocks}, {"bn", o.bn}, {"data", o.data}, {"train-list", o.train_list}, {"val-list", o.val_list}, {"classes", o.classes},
           {"per-class", o.per_class}, {"test-per-class", o.test_per_class}, {"val-split", o.val_split}, {"input-size", o.input_size},
           {"resize-size", o.resize_size}, {"augment", o.augment}, {"interpolation", o.interpolation},
           {"mean", o.mean}, {"std", o.std}, {"mean-subtract", o.mean_subtract}, {"shuffle", o.shuffle},
@@ -208,7 +214,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)}, {"seed", o.seed},
           {"threads", o.threads},
           {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
-          {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval},
+          {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval}, {"diag-interval", o.diag_interval},
           {"save-final", o.save_final}, {"progress", o.progress}};
 }
 

@@ -18,7 +18,8 @@ struct TrainOptions {
   std::string weights;             // w0; empty: train from the architecture's init (w0 = init)
   std::string init;                // other starting values (penalties still refer to w0)
   int64_t num_classes = 0;         // 0: from the data
-  std::vector<std::string> freeze; // module names (their parameters stop training, their BN uses running stats)
+  std::vector<std::string> freeze; // module names or dotted prefixes (their parameters stop training, their BN uses running stats)
+  int64_t freeze_blocks = 0;       // freeze the first N blocks of the architecture (Model::blocks)
   std::string bn = "train";        // train | eval | frozen
   // ---- data (SPEC 9) ----
   std::string data;                // ImageFolder root (train/, val/ or test/), or "fashion-mnist";
@@ -78,6 +79,7 @@ struct TrainOptions {
   int64_t log_interval = 10;
   int64_t eval_interval = 0;       // iterations; 0: at the end of every epoch
   int64_t checkpoint_interval = 0; // iterations; 0: at every evaluation
+  int64_t diag_interval = 0;       // iterations between diagnostics.csv rows; 0: at every evaluation
   std::string resume;               // not in args.json: says how this process started
   int64_t stop_after = 0;           // stop as if interrupted after this step (not in args.json)
   std::string save_final;

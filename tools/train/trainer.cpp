@@ -20,6 +20,7 @@
 #include "models/weights.h"
 #include "optim/schedule.h"
 #include "optim/step.h"
+#include "regularizers/diagnostics.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
 #include "tools/train/progress.h"
@@ -195,6 +196,7 @@ TrainSummary run_training(const TrainOptions& o) {
   models::ModelPtr model = models::create_model(o.model, {num_classes});
   if (!o.weights.empty()) models::load_weights(*model, o.weights);
   for (const auto& prefix : o.freeze) model->freeze(prefix);
+  if (o.freeze_blocks > 0) models::freeze_blocks(*model, o.freeze_blocks);
   if (o.bn == "frozen") freeze_batch_norm(*model);
   const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
   if (!o.init.empty()) models::load_weights(*model, o.init);
@@ -229,11 +231,13 @@ TrainSummary run_training(const TrainOptions& o) {
   } else if (!out.empty()) {
     write_file_atomic(out + "/args.json", to_json(o).dump(1) + "\n");
   }
-  LineLog log, metrics;
+  LineLog log, metrics, diagnostics;
   if (!out.empty()) {
     log.open(out + "/log.jsonl", resuming, step, jsonl_step);
     metrics.open(out + "/metrics.csv", resuming, step, csv_step);
     if (metrics.empty()) metrics.write(kCsvHeader);
+    diagnostics.open(out + "/diagnostics.csv", resuming, step, csv_step);
+    if (diagnostics.empty()) diagnostics.write(reg::diagnostics_csv_header());
   }
   auto checkpoint = [&] {
     if (out.empty()) return;
@@ -258,6 +262,12 @@ TrainSummary run_training(const TrainOptions& o) {
       summary.best_eval = summary.final_eval;
       if (!out.empty()) save_weights(out + "/best.safetensors", *model, {{"step", std::to_string(step)}});
     }
+  };
+
+  auto diagnose = [&] {  // per-layer distances from w0 (regularizers/diagnostics.h)
+    if (!diagnostics.is_open()) return;
+    for (const reg::LayerDistance& d : reg::layer_distances(sets, projection))
+      diagnostics.write(reg::diagnostics_csv_row(step, epoch, d));
   };
 
   // ---- the loop ----
@@ -304,6 +314,8 @@ TrainSummary run_training(const TrainOptions& o) {
       const bool epoch_end = batch_in_epoch == per_epoch;
       const bool eval_due = o.eval_interval > 0 ? step % o.eval_interval == 0 : epoch_end;
       if (eval_due || step >= total_steps) evaluate_now();
+      const bool diagnostics_due = o.diag_interval > 0 ? step % o.diag_interval == 0 : eval_due;
+      if (diagnostics_due || step >= total_steps) diagnose();
       const bool checkpoint_due = o.checkpoint_interval > 0 ? step % o.checkpoint_interval == 0 : eval_due;
       if (epoch_end) ++epoch, batch_in_epoch = 0, epoch_loss_sum = 0, epoch_loss_n = 0;
       if (checkpoint_due || stop) checkpoint();

@@ -192,6 +192,33 @@ TEST_SUITE("train") {
     CHECK(reg::max_constraint_ratio({"l2-pgm", kInf, kInf}, sets) == 0.0);
   }
 
+  TEST_CASE_TEMPLATE("SPEC 3: a projection is idempotent: projecting the projected weights again moves them by rounding only",
+                     T, float, double) {
+    const double rtol = std::is_same_v<T, float> ? 4e-7 : 1e-15;
+    for (const std::string project : {"l2-pgm", "mars-pgm"}) {
+      CAPTURE(project);
+      reg::ParamSets sets = make_sets<T>();
+      const reg::ProjectionOptions opts{project, project == "l2-pgm" ? 0.5 : 0.4, project == "l2-pgm" ? 1.0 : 2.0};
+      const auto hook = reg::make_projection(opts, sets);
+      hook->run();
+      const auto once_s = values(sets.inherited), once_h = values(sets.head);
+      hook->run();
+      const auto twice_s = values(sets.inherited), twice_h = values(sets.head);
+      int64_t moved_again = 0;
+      for (const auto* pair : {&once_s, &once_h}) {
+        const auto& once = *pair;
+        const auto& twice = pair == &once_s ? twice_s : twice_h;
+        for (size_t k = 0; k < once.size(); ++k)
+          for (size_t i = 0; i < once[k].size(); ++i) {
+            CHECK(std::abs(twice[k][i] - once[k][i]) <= rtol * (std::abs(once[k][i]) + 1.0));
+            moved_again += twice[k][i] != once[k][i];
+          }
+      }
+      MESSAGE(project << ": " << moved_again << " values moved by rounding on the second projection");
+      CHECK(reg::max_constraint_ratio(opts, sets) <= 1.0 + 1e-5);
+    }
+  }
+
   TEST_CASE("SPEC 3: the head is pulled toward 0 with γ_V, S toward w0 with γ (not the other way round)") {
     reg::ParamSets sets = make_sets<double>();
     const Tensor fc = sets.head[0].second, conv = sets.inherited[0].second;

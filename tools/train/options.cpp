@@ -8,6 +8,7 @@
 #include "models/registry.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
+#include "regularizers/ptr.h"
 
 namespace tether::train {
 namespace {
@@ -118,6 +119,15 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--project", o.project, "Projection after every step (SPEC 3): none, l2-pgm, mars-pgm");
   cmd.add_option("--gamma", o.gamma, "Projection radius for S (around w0); inf: off");
   cmd.add_option("--gamma-head", o.gamma_head, "Projection radius for the head S̄ (around 0); inf: off");
+  cmd.add_flag("--ptr", o.ptr, "PtR (SPEC 6): add the pseudo regression task on the head's input");
+  cmd.add_option("--ptr-ratio", o.ptr_ratio, "PtR: R in w = mean G_ce / (mean G_ptr R)");
+  cmd.add_option("--ptr-mean", o.ptr_mean, "PtR: targets U[0, 2m) (0: zero targets)");
+  cmd.add_option("--ptr-loss", o.ptr_loss, "PtR: sml1 (smooth L1) or l2 (x²/2)")->check(choice({"sml1", "l2"}));
+  cmd.add_option("--ptr-threshold", o.ptr_threshold,
+                 "PtR: switch on after an epoch whose mean training CE fell below this (inf: from the first step)");
+  cmd.add_flag("--dtnh", o.dtnh, "DTNH (SPEC 7): remove the penalty gradient's component against the loss gradient");
+  cmd.add_option("--dtnh-scope", o.dtnh_scope, "DTNH over all parameters at once (global) or per tensor")
+      ->check(choice({"global", "tensor"}));
   // run
   cmd.add_option("--seed", o.seed, "Seeds init of the new head, shuffling, augmentation, dropout");
   cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(nonneg);
@@ -171,6 +181,8 @@ void validate(const TrainOptions& o) {
   TETHER_CHECK(!reg::needs_fisher(o.reg) || !o.fisher.empty(), "--reg ", o.reg, " needs --fisher FILE");
   TETHER_CHECK(o.fisher.empty() || reg::needs_fisher(o.reg), "--fisher is only read by --reg l2sp-fisher or glsp-fisher, not '",
                o.reg, "'");
+  reg::validate(reg::PtrOptions{o.ptr_ratio, o.ptr_mean, o.ptr_loss, o.ptr_threshold});
+  TETHER_CHECK(!o.dtnh || o.reg != "none", "--dtnh corrects a penalty's gradient: give --reg (a projection alone has none)");
   TETHER_CHECK(std::isfinite(o.smooth_eps) && o.smooth_eps > 0, "--smooth-eps must be > 0 and finite, got ", o.smooth_eps);
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
   TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values (once), got ",
@@ -211,7 +223,9 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"label-smoothing", o.label_smoothing}, {"reg", o.reg}, {"alpha", o.alpha}, {"beta", o.beta},
           {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay},
           {"fisher", o.fisher}, {"smooth-eps", o.smooth_eps}, {"project", o.project},
-          {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)}, {"seed", o.seed},
+          {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)},
+          {"ptr", o.ptr}, {"ptr-ratio", o.ptr_ratio}, {"ptr-mean", o.ptr_mean}, {"ptr-loss", o.ptr_loss},
+          {"ptr-threshold", finite_or_inf(o.ptr_threshold)}, {"dtnh", o.dtnh}, {"dtnh-scope", o.dtnh_scope}, {"seed", o.seed},
           {"threads", o.threads},
           {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
           {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval}, {"diag-interval", o.diag_interval},

@@ -71,6 +71,13 @@ struct TrainOptions {
   std::string project = "none";    // none | l2-pgm | mars-pgm
   double gamma = std::numeric_limits<double>::infinity();       // radius for S (inf: off)
   double gamma_head = std::numeric_limits<double>::infinity();  // radius for S̄ (inf: off)
+  // ---- PtR (SPEC 6) and DTNH (SPEC 7) ----
+  bool ptr = false;                 // --ptr: add the pseudo regression task on rep
+  double ptr_ratio = 3, ptr_mean = 1;
+  std::string ptr_loss = "sml1";    // sml1 | l2
+  double ptr_threshold = 1.0;       // switch on after an epoch with mean CE below this (inf: at once)
+  bool dtnh = false;                // --dtnh: the corrected descent direction (needs a penalty)
+  std::string dtnh_scope = "global";  // global | tensor
   // ---- run ----
   uint64_t seed = 0;
   int64_t threads = 0;             // 0: all cores

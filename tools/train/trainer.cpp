@@ -20,9 +20,12 @@
 #include "models/weights.h"
 #include "optim/schedule.h"
 #include "optim/step.h"
+#include "autograd/engine.h"
 #include "regularizers/diagnostics.h"
+#include "regularizers/dtnh.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
+#include "regularizers/ptr.h"
 #include "tools/train/progress.h"
 #include "tools/train/run_files.h"
 
@@ -87,6 +90,22 @@ double grad_norm(const std::vector<optim::ParamGroup>& groups) {
       if (grad.defined()) total += ops::dot(grad, grad);
     }
   return std::sqrt(total);
+}
+
+// SPEC 7: g_Ω from Ω's graph, then g_J into .grad by the backward of the training loss, then
+// .grad ← d (regularizers/dtnh.h).
+reg::DtnhStep dtnh_backward(const Tensor& objective, const Tensor& omega, const std::vector<optim::ParamGroup>& groups,
+                            reg::DtnhScope scope) {
+  std::vector<Tensor> params;
+  for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
+  const std::vector<Tensor> g_omega = tether::grad({omega}, params, {}, /*retain_graph=*/true);
+  objective.backward();
+  std::vector<Tensor> g_j;
+  for (const Tensor& p : params) {
+    if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), p.dtype(), p.device()));
+    g_j.push_back(p.grad());
+  }
+  return reg::dtnh_direction(g_j, g_omega, scope);
 }
 
 double distance_from_w0(const reg::ParamSets& sets) {
@@ -212,12 +231,18 @@ TrainSummary run_training(const TrainOptions& o) {
   optim::StepPipeline pipeline;  // the regularizer issues add direction and projection hooks
   const reg::ProjectionOptions projection{o.project, o.gamma, o.gamma_head};
   if (auto hook = reg::make_projection(projection, sets)) pipeline.projection.push_back(std::move(*hook));  // SPEC 3
+  const reg::PtrOptions ptr_options{o.ptr_ratio, o.ptr_mean, o.ptr_loss, o.ptr_threshold};
+  auto taps = std::make_shared<nn::TapStore>();  // "rep": the head's input, for PtR
+  if (o.ptr) model->set_taps({}, taps, model->head_name());
+  const reg::DtnhScope dtnh_scope = reg::parse_dtnh_scope(o.dtnh_scope);
 
   // ---- run directory ----
   int64_t step = 0, epoch = 0, batch_in_epoch = 0;
   double best_top1 = -1;
   double epoch_loss_sum = 0;  // the running epoch's mean training J (metrics.csv)
   int64_t epoch_loss_n = 0;
+  reg::PtrSwitch ptr_switch(o.ptr_threshold);
+  double dtnh_corrected_sum = 0;  // Σ over steps of the fraction corrected (the logged correction rate)
   TrainSummary summary;
   if (!out.empty()) std::filesystem::create_directories(out);
   if (resuming) {
@@ -227,6 +252,8 @@ TrainSummary run_training(const TrainOptions& o) {
     batch_in_epoch = state.at("batch_in_epoch");
     best_top1 = state.value("best_top1", -1.0);
     epoch_loss_sum = state.at("epoch_loss_sum"), epoch_loss_n = state.at("epoch_loss_n");
+    ptr_switch = reg::PtrSwitch(o.ptr_threshold, state.value("ptr_active", false));
+    dtnh_corrected_sum = state.value("dtnh_corrected_sum", 0.0);
     default_generator().set_state(state.at("rng").at("seed"), state.at("rng").at("offset"));
   } else if (!out.empty()) {
     write_file_atomic(out + "/args.json", to_json(o).dump(1) + "\n");
@@ -245,6 +272,7 @@ TrainSummary run_training(const TrainOptions& o) {
     save_checkpoint(out, "last", *model, optimizer.get(),
                     {{"step", step}, {"epoch", epoch}, {"batch_in_epoch", batch_in_epoch}, {"best_top1", best_top1},
                      {"epoch_loss_sum", epoch_loss_sum}, {"epoch_loss_n", epoch_loss_n},
+                     {"ptr_active", ptr_switch.active()}, {"dtnh_corrected_sum", dtnh_corrected_sum},
                      {"rng", {{"seed", g.seed()}, {"offset", g.offset()}}}});
   };
 
@@ -270,6 +298,11 @@ TrainSummary run_training(const TrainOptions& o) {
       diagnostics.write(reg::diagnostics_csv_row(step, epoch, d));
   };
 
+  auto finish_epoch = [&] {
+    if (epoch_loss_n > 0) ptr_switch.end_epoch(epoch_loss_sum / static_cast<double>(epoch_loss_n));  // SPEC 6's switch
+    ++epoch, batch_in_epoch = 0, epoch_loss_sum = 0, epoch_loss_n = 0;
+  };
+
   // ---- the loop ----
   SigintScope sigint;
   set_train_mode(*model, o.bn);
@@ -283,19 +316,40 @@ TrainSummary run_training(const TrainOptions& o) {
       optimizer->zero_grad();
       const Tensor logits = (*model)(batch.images);
       const Tensor J = cross_entropy(logits, batch.labels, o.label_smoothing);  // SPEC 2: mean CE
-      Tensor total = J;
       nlohmann::json parts = {{"J", J.item<double>()}};
+      Tensor objective = J;  // the training loss: J, plus w·L_ptr while PtR is on (DTNH's g_J is its gradient)
+      if (o.ptr) {
+        parts["ptr.active"] = ptr_switch.active();
+        if (ptr_switch.active()) {  // SPEC 6
+          const reg::PtrStep p = reg::ptr_step(taps->at("rep"), J, ptr_options, default_generator());
+          objective = objective + p.term;
+          parts["ptr.w"] = p.w, parts["ptr.g_ce"] = p.mean_g_ce, parts["ptr.g_ptr"] = p.mean_g_ptr;
+          parts["ptr.loss"] = p.loss;
+        }
+      }
+      double loss = objective.item<double>();
+      Tensor omega;  // Ω's parts (SPEC 2), summed
       if (penalty)
         for (const auto& [name, term] : penalty->terms(reg_scale)) {
-          total = total + term;
+          omega = omega.defined() ? omega + term : term;
           parts[name] = term.item<double>();
+          loss += parts[name].get<double>();
         }
-      const double loss = total.item<double>();
       if (!std::isfinite(loss))
         throw NonFiniteLoss(detail::make_message("non-finite loss at step ", step + 1, " (epoch ", epoch,
                                                  "): total ", loss, ", parts ", parts.dump(),
                                                  "; nothing was updated; the last checkpoint is intact"));
-      total.backward();
+      if (o.dtnh && omega.defined()) {  // SPEC 7
+        const reg::DtnhStep d = dtnh_backward(objective, omega, optimizer->groups(), dtnh_scope);
+        const double corrected = static_cast<double>(d.corrected) / static_cast<double>(d.groups);
+        dtnh_corrected_sum += corrected;
+        parts["dtnh.angle1"] = d.angle1, parts["dtnh.angle2"] = d.angle2;
+        parts["dtnh.angle3"] = d.angle3, parts["dtnh.angle4"] = d.angle4;
+        parts["dtnh.corrected"] = corrected;
+        parts["dtnh.correction_rate"] = dtnh_corrected_sum / static_cast<double>(step + 1);
+      } else {
+        (omega.defined() ? objective + omega : objective).backward();
+      }
       const double gnorm = grad_norm(optimizer->groups());
       pipeline.step(*optimizer);
       ++step, ++batch_in_epoch;
@@ -317,13 +371,13 @@ TrainSummary run_training(const TrainOptions& o) {
       const bool diagnostics_due = o.diag_interval > 0 ? step % o.diag_interval == 0 : eval_due;
       if (diagnostics_due || step >= total_steps) diagnose();
       const bool checkpoint_due = o.checkpoint_interval > 0 ? step % o.checkpoint_interval == 0 : eval_due;
-      if (epoch_end) ++epoch, batch_in_epoch = 0, epoch_loss_sum = 0, epoch_loss_n = 0;
+      if (epoch_end) finish_epoch();
       if (checkpoint_due || stop) checkpoint();
     }
     const auto& report = train_loader.epoch_report();
     if (report.skipped > 0)
       progress.message("skipped " + std::to_string(report.skipped) + " unreadable image(s) this epoch");
-    if (!stop && batch_in_epoch != 0) ++epoch, batch_in_epoch = 0;  // bad images shortened the epoch
+    if (!stop && batch_in_epoch != 0) finish_epoch();  // bad images shortened the epoch
   }
   progress.finish();
   summary.steps = step;

@@ -31,7 +31,7 @@ namespace tether::cli {
 namespace {
 
 struct DemoOptions {
-  std::vector<std::string> methods{"none", "l2", "l2sp", "mars-pgm"};
+  std::vector<std::string> methods{"none", "l2", "l2sp", "mars-pgm", "dtnh-l2sp", "ptr"};
   int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, pretrain_per_class = 0, finetune_epochs = 20, threads = 0;
   std::string cache_dir, out;
 };
@@ -56,6 +56,8 @@ const std::map<std::string, Method>& demo_methods() {
       {"mars-sp", [](train::TrainOptions& o) { o.reg = "mars-sp", o.alpha = 0.01, o.beta = 1e-4; }},
       {"l2-pgm", [](train::TrainOptions& o) { o.project = "l2-pgm", o.gamma = kL2Radius; }},
       {"mars-pgm", [](train::TrainOptions& o) { o.project = "mars-pgm", o.gamma = kMarsRadius; }},
+      {"dtnh-l2sp", [](train::TrainOptions& o) { o.reg = "l2sp", o.alpha = 0.1, o.beta = 0.01, o.dtnh = true; }},
+      {"ptr", [](train::TrainOptions& o) { o.ptr = true; }},  // SPEC 6's defaults: R 3, m 1, T 1.0
   };
   return methods;
 }
@@ -92,10 +94,14 @@ std::string source_model(const DemoOptions& d) {
   o.augment = "flip";
   o.eval_batch_size = 1000;
   o.seed = 0;
-  // The cache key: a hash (64-bit FNV-1a, stable across builds) of every setting that shapes
-  // the source model.
+  // The cache key: a hash (64-bit FNV-1a, stable across builds) of the settings that differ from
+  // `tether train`'s defaults (so a flag added later, at its default, keeps old caches valid).
+  const nlohmann::json settings = train::to_json(o), defaults = train::to_json(train::TrainOptions{});
+  nlohmann::json changed = nlohmann::json::object();
+  for (const auto& [name, value] : settings.items())
+    if (!defaults.contains(name) || defaults[name] != value) changed[name] = value;
   uint64_t key = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : train::to_json(o).dump()) key = (key ^ ch) * 0x100000001b3ULL;
+  for (unsigned char ch : changed.dump()) key = (key ^ ch) * 0x100000001b3ULL;
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(key));
   const std::string name = std::string("demo-source-") + hex;

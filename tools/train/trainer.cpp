@@ -1,6 +1,6 @@
 // The training loop of SPEC 8. Read run_training from the top: setup, then one step is
-//   forward → J (+ Ω parts) → finite check → backward → step pipeline (direction → update →
-//   projection) → log / evaluate / checkpoint.
+//   forward → J → backward → + ∇Ω (closed form) → finite check → step pipeline (direction →
+//   update → projection) → log / evaluate / checkpoint.
 #include "tools/train/trainer.h"
 
 #include <omp.h>
@@ -275,23 +275,21 @@ TrainSummary run_training(const TrainOptions& o) {
       const Tensor J = cross_entropy(logits, batch.labels, o.label_smoothing);  // SPEC 2: mean CE
       Tensor total = J;
       nlohmann::json parts = {{"J", J.item<double>()}};
-      if (penalty)
-        for (const auto& [name, term] : penalty->terms(reg_scale)) {
-          total = total + term;
-          parts[name] = term.item<double>();
-        }
-      const double loss = total.item<double>();
+      double loss = total.item<double>();
+      total.backward();
+      if (penalty)  // Ω's closed-form gradient added into .grad in one pass (regularizers/sp_kernels.h)
+        for (const auto& [name, value] : penalty->add_gradient(reg_scale)) parts[name] = value, loss += value;
       if (!std::isfinite(loss))
         throw NonFiniteLoss(detail::make_message("non-finite loss at step ", step + 1, " (epoch ", epoch,
                                                  "): total ", loss, ", parts ", parts.dump(),
                                                  "; nothing was updated; the last checkpoint is intact"));
-      total.backward();
-      const double gnorm = grad_norm(optimizer->groups());
+      const bool log_due = log.is_open() && ((step + 1) % o.log_interval == 0 || step + 1 == total_steps);
+      const double gnorm = log_due ? grad_norm(optimizer->groups()) : 0.0;  // a pass over all gradients
       pipeline.step(*optimizer);
       ++step, ++batch_in_epoch;
       epoch_loss_sum += parts["J"].get<double>(), ++epoch_loss_n;
       progress.update(step, epoch, loss, optimizer->base_lr(), batch.size());
-      if (log.is_open() && (step % o.log_interval == 0 || step == total_steps)) {
+      if (log_due) {
         nlohmann::json rec = {{"step", step}, {"epoch", epoch}, {"lr", optimizer->base_lr()}, {"total", loss},
                               {"grad_norm", gnorm}};
         rec.update(parts);

@@ -63,7 +63,7 @@ double sweep(const Ptrs<T>& p, int64_t lo, int64_t hi, Elem elem) {
 // Σ over `chunks` chunks of chunk(b), the chunks in parallel, their results added in order.
 template <typename Chunk>
 double ordered_sum(int64_t chunks, Chunk chunk) {
-  if (chunks <= 1) return chunks == 1 ? 0.0 + chunk(0) : 0.0;
+  if (chunks <= 1) return chunks == 1 ? chunk(0) : 0.0;  // = 0 + chunk(0), as below
   double* partial = scratch(chunks);
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < chunks; ++b) partial[b] = chunk(b);
@@ -121,7 +121,7 @@ double run(const Tensor& x, const Tensor& c, const Tensor& f, const GradOut& out
   return x.dtype() == DType::f64 ? typed(double{}) : typed(float{});
 }
 
-// An elementwise penalty: chunks of kChunk elements; `in_t`: compute in the tensor's type.
+// An elementwise penalty: chunks of kChunk elements; InT: elem computes in the tensor's type.
 template <bool InT = false, typename Elem>
 double elementwise(const Tensor& x, const Tensor& c, const Tensor& f, const GradOut& out, Elem elem) {
   return run(x, c, f, out, [&](auto zero, const auto& p, int mode) {

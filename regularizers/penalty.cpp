@@ -1,15 +1,60 @@
 // SPEC 2 penalties: l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp (fnp, kd and delta
-// need the forward pass and live elsewhere). The per-tensor sums are the fused functions of
-// sp_functions.cpp.
+// need the forward pass and live elsewhere). terms() (autograd) uses the fused functions of
+// sp_functions.cpp; add_gradient() (the closed form the training loop uses) the kernels of
+// sp_kernels.cpp.
 #include "regularizers/penalty.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include "regularizers/sp_kernels.h"
+
 namespace tether::reg {
 namespace {
 
 Tensor add_defined(const Tensor& total, const Tensor& term) { return total.defined() ? total + term : term; }
+
+const Tensor& w0_of(const ParamSets& sets, const std::string& name) {
+  auto it = sets.w0.find(name);
+  TETHER_CHECK(it != sets.w0.end(), "no pretrained value (w0) for parameter '", name, "'");
+  return it->second;
+}
+
+// add_gradient's destination for parameter `p` (see GradTarget) as a kernel output with factor k:
+// an existing buffer is accumulated into; otherwise a new one is created and overwritten.
+kernels::GradOut grad_out(const std::string& name, const Tensor& p, double k, GradTarget* into) {
+  Tensor g;
+  if (into) {
+    auto it = into->find(name);
+    if (it != into->end()) g = it->second;
+  } else {
+    g = p.grad();
+  }
+  if (g.defined()) return {g, k, false};
+  g = Tensor::empty(p.shape(), p.dtype(), p.device());
+  if (into) (*into)[name] = g;
+  else p.set_grad(g);
+  return {g, k, true};
+}
+
+// Σ over `set` of kernel(name, w, out) (a tensor's value), each tensor's gradient times k going
+// to its add_gradient destination.
+template <typename Kernel>
+double over_set(const nn::NamedTensors& set, double k, GradTarget* into, Kernel kernel) {
+  double total = 0;
+  for (const auto& [name, w] : set) total += kernel(name, w, grad_out(name, w, k, into));
+  return total;
+}
+
+// β/2 Σ_S̄ ‖w‖², the head part of every row but mars-sp, as "omega.head".
+void add_head_l2(const ParamSets& sets, double beta, double scale, GradTarget* into, Values& out) {
+  if (beta == 0 || sets.head.empty()) return;
+  const double k = 0.5 * beta * scale;
+  const double total = over_set(sets.head, k, into, [](const std::string&, const Tensor& v, const kernels::GradOut& g) {
+    return kernels::squared_distance(v, Tensor(), Tensor(), g);
+  });
+  out.emplace_back("omega.head", k * total);
+}
 
 // SPEC 2, `l2`:   α/2 Σ_S ‖w‖² + β/2 Σ_S̄ ‖w‖²
 // SPEC 2, `l2sp`: α/2 Σ_S ‖w − w0‖² + β/2 Σ_S̄ ‖w‖²
@@ -26,6 +71,18 @@ class L2Penalty : public Penalty {
     }
     if (opts_.beta != 0 && !sets_.head.empty())
       out.emplace_back("omega.head", sum_squares(sets_.head) * (0.5 * opts_.beta * scale));
+    return out;
+  }
+  Values add_gradient(double scale, GradTarget* into) const override {
+    Values out;
+    if (opts_.alpha != 0 && !sets_.inherited.empty()) {
+      const double k = 0.5 * opts_.alpha * scale;
+      const double total = over_set(sets_.inherited, k, into, [&](const std::string& name, const Tensor& w, const kernels::GradOut& g) {
+        return kernels::squared_distance(w, toward_w0_ ? w0_of(sets_, name) : Tensor(), Tensor(), g);
+      });
+      out.emplace_back("omega.S", k * total);
+    }
+    add_head_l2(sets_, opts_.beta, scale, into, out);
     return out;
   }
 
@@ -83,6 +140,33 @@ class SpPenalty : public Penalty {
     }
     return out;
   }
+  Values add_gradient(double scale, GradTarget* into) const override {
+    Values out;
+    const std::string& reg = opts_.reg;
+    const double eps = opts_.smooth_eps;
+    if (opts_.alpha != 0 && !sets_.inherited.empty()) {
+      const double k = (reg == "l2sp-fisher" ? 0.5 : 1.0) * opts_.alpha * scale;
+      const double total = over_set(sets_.inherited, k, into, [&](const std::string& name, const Tensor& w, const kernels::GradOut& g) {
+        const Tensor& w0 = w0_of(sets_, name);
+        if (reg == "l2sp-fisher") return kernels::squared_distance(w, w0, fisher_.at(name), g);
+        if (reg == "l1sp") return kernels::smooth_l1(w, w0, eps, g);
+        if (reg == "glsp") return kernels::group_lasso(w, w0, Tensor(), eps, g);
+        if (reg == "glsp-fisher") return kernels::group_lasso(w, w0, fisher_.at(name), eps, g);
+        return kernels::mars(w, w0, g);
+      });
+      out.emplace_back("omega.S", k * total);
+    }
+    if (reg != "mars-sp") {
+      add_head_l2(sets_, opts_.beta, scale, into, out);
+    } else if (opts_.beta != 0 && !sets_.head.empty()) {
+      const double k = opts_.beta * scale;
+      const double total = over_set(sets_.head, k, into, [](const std::string&, const Tensor& v, const kernels::GradOut& g) {
+        return kernels::mars(v, Tensor(), g);
+      });
+      out.emplace_back("omega.head", k * total);
+    }
+    return out;
+  }
 
  private:
   PenaltyOptions opts_;
@@ -91,6 +175,18 @@ class SpPenalty : public Penalty {
 };
 
 }  // namespace
+
+Values Penalty::add_gradient(double scale, GradTarget* into) const {
+  TETHER_CHECK(into == nullptr, "penalty ", name(), ": no closed-form gradient, so it can only be added to .grad");
+  Values out;
+  Tensor total;
+  for (const auto& [part, t] : terms(scale)) {
+    out.emplace_back(part, t.item<double>());
+    total = add_defined(total, t);
+  }
+  if (total.defined() && total.requires_grad()) total.backward();
+  return out;
+}
 
 const std::vector<std::string>& penalty_names() {
   static const std::vector<std::string> names{"none", "l2", "l2sp", "l2sp-fisher", "l1sp", "glsp", "glsp-fisher",

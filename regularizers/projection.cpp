@@ -1,7 +1,8 @@
 // SPEC 3 projections (regularizers/projection.h). Each tensor is visited in place: one pass to
 // measure (the norm, or every row's L1 norm), and a second over the tensor or row only where the
-// constraint binds. Sums are accumulated in double; OpenMP splits large tensors (static schedule,
-// so a fixed thread count gives identical results).
+// constraint binds. Sums are accumulated in double, in an order fixed by the tensor's shape (the
+// Frobenius norm with sp_kernels' chunked kernel, row norms one row per thread), so any thread
+// count gives identical results; OpenMP splits large tensors.
 #include "regularizers/projection.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <memory>
 
 #include "core/check.h"
+#include "regularizers/sp_kernels.h"
 
 namespace tether::reg {
 namespace {
@@ -67,23 +69,21 @@ std::vector<Target> targets(const ProjectionOptions& opts, const ParamSets& sets
 // SPEC 1 rows: [d0, rest]; a 1-D tensor is [C, 1]; a 0-d tensor one row of one.
 int64_t rows_of(const Tensor& w) { return w.dim() == 0 ? 1 : w.shape()[0]; }
 
-template <typename T>
-double sum_sq_diff(const T* w, const T* c, int64_t n) {
-  double s = 0;
-#pragma omp parallel for schedule(static) reduction(+ : s) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = c ? static_cast<double>(w[i]) - static_cast<double>(c[i]) : static_cast<double>(w[i]);
-    s += d * d;
-  }
-  return s;
-}
+// ‖w − c‖²_F: the closed-form penalty kernel (one pass, chunked, the same for any thread count).
+double sum_sq_diff(const Tensor& w, const Tensor& c) { return kernels::squared_distance(w, c, Tensor()); }
 
+// Σ |w − c| over one row, in 8 independent running sums (not one latency-bound chain).
 template <typename T>
 double abs_diff_sum(const T* w, const T* c, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i)
-    s += std::abs(c ? static_cast<double>(w[i]) - static_cast<double>(c[i]) : static_cast<double>(w[i]));
-  return s;
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0;
+  auto term = [&](int64_t i) {
+    return std::abs(c ? static_cast<double>(w[i]) - static_cast<double>(c[i]) : static_cast<double>(w[i]));
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += term(i + j);
+  for (; i < n; ++i) tail += term(i);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 }
 
 // w ← c + (w − c)·s (c = 0 when null), the difference taken in double.
@@ -111,7 +111,7 @@ void l2_project(const Tensor& wt, const Tensor& center, double radius) {
   T* w = wt.data<T>();
   const T* c = center_data<T>(center);
   const int64_t n = wt.numel();
-  const double norm = std::sqrt(sum_sq_diff(w, c, n));
+  const double norm = std::sqrt(sum_sq_diff(wt, center));
   const double divisor = std::max(1.0, norm / radius);  // SPEC 3: ΔW / max(1, ‖ΔW‖_F / γ)
   if (divisor > 1.0) shrink(w, c, n, 1.0 / divisor);
 }
@@ -175,10 +175,7 @@ void project_row_l1_balls(const Tensor& w, const Tensor& center, double radius) 
 
 double l2_ratio(const Tensor& w, const Tensor& center, double radius) {
   check_tensor(w, center, "tensor");
-  return dispatch(w, [&](auto t) {
-    using T = decltype(t);
-    return std::sqrt(sum_sq_diff(w.data<T>(), center_data<T>(center), w.numel())) / radius;
-  });
+  return std::sqrt(sum_sq_diff(w, center)) / radius;
 }
 
 double row_l1_ratio(const Tensor& w, const Tensor& center, double radius) {

@@ -254,6 +254,17 @@ TEST_SUITE("train") {
     TETHER_CHECK_CLOSE(w.grad(), Tensor::from_vector(gw, {4, 3}), 1e-15, 1e-15);
     const std::vector<double> gv{-beta, beta, 0, 0};
     TETHER_CHECK_CLOSE(v.grad(), Tensor::from_vector(gv, {2, 2}), 1e-15, 1e-15);
+    // The closed form (Penalty::add_gradient) picks the same row, written into an empty .grad
+    // and then accumulated: only the first maximising row changes.
+    w.zero_grad(), v.zero_grad();
+    const reg::Values values = penalty->add_gradient(1.0);
+    REQUIRE(values.size() == 2);
+    CHECK(values[0].second == alpha * 6);
+    CHECK(values[1].second == beta * 3);
+    CHECK(w.grad().to_vector<double>() == gw);
+    CHECK(v.grad().to_vector<double>() == gv);
+    penalty->add_gradient(1.0);
+    for (size_t j = 0; j < gw.size(); ++j) CHECK(w.grad().to_vector<double>()[j] == 2 * gw[j]);
   }
 
   TEST_CASE("fisher penalties (SPEC 2): uniform F = 1 makes l2sp-fisher equal l2sp and glsp-fisher equal glsp") {

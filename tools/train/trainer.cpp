@@ -1,6 +1,6 @@
 // The training loop of SPEC 8. Read run_training from the top: setup, then one step is
-//   forward → J (+ Ω parts) → finite check → backward → step pipeline (direction → update →
-//   projection) → log / evaluate / checkpoint.
+//   forward → J → backward → + ∇Ω (closed form) → finite check → step pipeline (direction →
+//   update → projection) → log / evaluate / checkpoint.
 #include "tools/train/trainer.h"
 
 #include <omp.h>
@@ -92,20 +92,37 @@ double grad_norm(const std::vector<optim::ParamGroup>& groups) {
   return std::sqrt(total);
 }
 
-// SPEC 7: g_Ω from Ω's graph, then g_J into .grad by the backward of the training loss, then
-// .grad ← d (regularizers/dtnh.h).
-reg::DtnhStep dtnh_backward(const Tensor& objective, const Tensor& omega, const std::vector<optim::ParamGroup>& groups,
-                            reg::DtnhScope scope) {
+// SPEC 7: g_Ω apart from g_J, on the same batch — the autograd parts of Ω (feature penalties) by
+// tether::grad on their graph, the weight-space penalty's closed form into the same buffers —
+// then g_J into .grad by the training loss's backward, then .grad ← d (regularizers/dtnh.h).
+// The penalty's part values go into `parts` and `loss`.
+reg::DtnhStep dtnh_backward(const Tensor& objective, const Tensor& omega, const reg::Penalty* penalty, double scale,
+                            const std::vector<optim::ParamGroup>& groups, reg::DtnhScope dtnh_scope,
+                            nlohmann::json& parts, double& loss) {
+  std::vector<std::string> names;
   std::vector<Tensor> params;
-  for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
-  const std::vector<Tensor> g_omega = tether::grad({omega}, params, {}, /*retain_graph=*/true);
+  for (const auto& g : groups) {
+    names.insert(names.end(), g.names.begin(), g.names.end());
+    params.insert(params.end(), g.params.begin(), g.params.end());
+  }
+  reg::GradTarget g_omega;
+  if (omega.defined()) {
+    const std::vector<Tensor> g = tether::grad({omega}, params, {}, /*retain_graph=*/true);
+    for (size_t k = 0; k < g.size(); ++k)
+      if (g[k].defined()) g_omega[names[k]] = ops::contiguous(g[k]);
+  }
+  if (penalty)
+    for (const auto& [name, value] : penalty->add_gradient(scale, &g_omega)) parts[name] = value, loss += value;
   objective.backward();
-  std::vector<Tensor> g_j;
-  for (const Tensor& p : params) {
+  std::vector<Tensor> g_j, g_o;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const Tensor& p = params[k];
     if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), p.dtype(), p.device()));
     g_j.push_back(p.grad());
+    auto it = g_omega.find(names[k]);
+    g_o.push_back(it == g_omega.end() ? Tensor() : it->second);
   }
-  return reg::dtnh_direction(g_j, g_omega, scope);
+  return reg::dtnh_direction(g_j, g_o, dtnh_scope);
 }
 
 double distance_from_w0(const reg::ParamSets& sets) {
@@ -328,19 +345,10 @@ TrainSummary run_training(const TrainOptions& o) {
         }
       }
       double loss = objective.item<double>();
-      Tensor omega;  // Ω's parts (SPEC 2), summed
-      if (penalty)
-        for (const auto& [name, term] : penalty->terms(reg_scale)) {
-          omega = omega.defined() ? omega + term : term;
-          parts[name] = term.item<double>();
-          loss += parts[name].get<double>();
-        }
-      if (!std::isfinite(loss))
-        throw NonFiniteLoss(detail::make_message("non-finite loss at step ", step + 1, " (epoch ", epoch,
-                                                 "): total ", loss, ", parts ", parts.dump(),
-                                                 "; nothing was updated; the last checkpoint is intact"));
-      if (o.dtnh && omega.defined()) {  // SPEC 7
-        const reg::DtnhStep d = dtnh_backward(objective, omega, optimizer->groups(), dtnh_scope);
+      Tensor omega;  // Ω's autograd parts (the feature penalties), summed
+      if (o.dtnh && penalty) {  // SPEC 7: g_Ω and g_J apart, then .grad ← d
+        const reg::DtnhStep d = dtnh_backward(objective, omega, penalty.get(), reg_scale, optimizer->groups(),
+                                              dtnh_scope, parts, loss);
         const double corrected = static_cast<double>(d.corrected) / static_cast<double>(d.groups);
         dtnh_corrected_sum += corrected;
         parts["dtnh.angle1"] = d.angle1, parts["dtnh.angle2"] = d.angle2;
@@ -349,13 +357,20 @@ TrainSummary run_training(const TrainOptions& o) {
         parts["dtnh.correction_rate"] = dtnh_corrected_sum / static_cast<double>(step + 1);
       } else {
         (omega.defined() ? objective + omega : objective).backward();
+        if (penalty)  // Ω's closed-form gradient added into .grad in one pass (regularizers/sp_kernels.h)
+          for (const auto& [name, value] : penalty->add_gradient(reg_scale)) parts[name] = value, loss += value;
       }
-      const double gnorm = grad_norm(optimizer->groups());
+      if (!std::isfinite(loss))
+        throw NonFiniteLoss(detail::make_message("non-finite loss at step ", step + 1, " (epoch ", epoch,
+                                                 "): total ", loss, ", parts ", parts.dump(),
+                                                 "; nothing was updated; the last checkpoint is intact"));
+      const bool log_due = log.is_open() && ((step + 1) % o.log_interval == 0 || step + 1 == total_steps);
+      const double gnorm = log_due ? grad_norm(optimizer->groups()) : 0.0;  // a pass over all gradients
       pipeline.step(*optimizer);
       ++step, ++batch_in_epoch;
       epoch_loss_sum += parts["J"].get<double>(), ++epoch_loss_n;
       progress.update(step, epoch, loss, optimizer->base_lr(), batch.size());
-      if (log.is_open() && (step % o.log_interval == 0 || step == total_steps)) {
+      if (log_due) {
         nlohmann::json rec = {{"step", step}, {"epoch", epoch}, {"lr", optimizer->base_lr()}, {"total", loss},
                               {"grad_norm", gnorm}};
         rec.update(parts);

@@ -1,0 +1,41 @@
+// Closed-form kernels of SPEC 2's weight-space penalties, one tensor at a time (CPU, contiguous,
+// f32 or f64). Each returns the penalty's value V on that tensor, accumulated in double, and in
+// the same pass over memory writes k·∂V/∂x into a gradient buffer: no autograd graph, no
+// temporaries. Penalty::add_gradient (penalty.h) is built on them; the tests
+// (tests/regularizers/test_closed_form.cpp) prove them equal to the autograd path of
+// Penalty::terms.
+//
+// Δ = x − c (c undefined: c = 0, the head). F undefined: F = 1. Rows are SPEC 1's ([d0, rest];
+// 1-D is [C, 1]; 0-d one row of one), p = row length.
+//   squared_distance  V = Σ_j F_j Δ_j²                          ∂V/∂x = 2 F Δ
+//   smooth_l1         V = Σ_j (√(Δ_j² + ε²) − ε)                 ∂V/∂x = Δ / √(Δ² + ε²)
+//                     (each term evaluated as Δ²/(√(Δ²+ε²)+ε): no cancellation, exactly 0 at Δ = 0)
+//   group_lasso       V = Σ_r √p (√(q_r + ε²) − ε), q_r = Σ_{j∈r} F_j Δ_j²  (as √p q_r/(n_r + ε))
+//                                                                ∂V/∂x_j = √p F_j Δ_j / n_r, n_r = √(q_r + ε²)
+//   mars              V = max_r Σ_{j∈r} |Δ_j|                    ∂V/∂x = sign(Δ) on the first maximising
+//                                                                row, 0 elsewhere (SPEC 2's subgradient)
+//
+// Determinism: a tensor is cut into fixed chunks (2^15 elements, or whole rows totalling about
+// that); chunks run in parallel (OpenMP) and their partial values are added in chunk order, so
+// value and gradient are bit-identical for any thread count. Tensors of one chunk run serially
+// (no parallel region). Nothing is allocated per call beyond a reused per-thread scratch.
+#pragma once
+#include "core/tensor.h"
+
+namespace tether::reg::kernels {
+
+// Where the gradient goes: undefined g = value only; otherwise g (same shape and dtype as x,
+// contiguous CPU) gets g += k·∂V/∂x, or g = k·∂V/∂x with `overwrite` (g's old contents are
+// never read, so an uninitialised buffer is fine).
+struct GradOut {
+  Tensor g;
+  double k = 1.0;
+  bool overwrite = false;
+};
+
+double squared_distance(const Tensor& x, const Tensor& c, const Tensor& f, const GradOut& out = {});
+double smooth_l1(const Tensor& x, const Tensor& c, double eps, const GradOut& out = {});
+double group_lasso(const Tensor& x, const Tensor& c, const Tensor& f, double eps, const GradOut& out = {});
+double mars(const Tensor& x, const Tensor& c, const GradOut& out = {});
+
+}  // namespace tether::reg::kernels

@@ -16,9 +16,9 @@ echo "== tests"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 if [ "${TETHER_SKIP_SANITIZE:-0}" != "1" ]; then
-  echo "== core, data and optim tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+  echo "== core, data, optim and regularizer tests under AddressSanitizer + UndefinedBehaviorSanitizer"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_SANITIZE=ON -DTETHER_CUDA=OFF >/dev/null
   cmake --build build-asan -j "$jobs" --target tether_tests
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 \
-    ./build-asan/tether_tests --test-suite=core,autograd,gradcheck,ops,data,optim --no-intro=true
+    ./build-asan/tether_tests --test-suite=core,autograd,gradcheck,ops,data,optim,regularizers --no-intro=true
 fi

@@ -20,6 +20,7 @@
 #include "models/weights.h"
 #include "optim/schedule.h"
 #include "optim/step.h"
+#include "regularizers/feature_penalty.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
 #include "tools/train/progress.h"
@@ -197,6 +198,8 @@ TrainSummary run_training(const TrainOptions& o) {
   for (const auto& prefix : o.freeze) model->freeze(prefix);
   if (o.bn == "frozen") freeze_batch_norm(*model);
   const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
+  // fnp/kd/delta's feature part (SPEC 2, 5): taps on; kd/delta copy the model now, at w0, as the source network
+  const auto features = reg::make_feature_penalty({o.reg, o.alpha, o.taps, o.attention}, *model);
   if (!o.init.empty()) models::load_weights(*model, o.init);
   reg::PenaltyOptions penalty_options{o.reg, o.alpha, o.beta};
   penalty_options.fisher = o.fisher;
@@ -277,6 +280,11 @@ TrainSummary run_training(const TrainOptions& o) {
       nlohmann::json parts = {{"J", J.item<double>()}};
       if (penalty)
         for (const auto& [name, term] : penalty->terms(reg_scale)) {
+          total = total + term;
+          parts[name] = term.item<double>();
+        }
+      if (features)  // "omega.features"; the source network runs on the same batch, its features freed here
+        for (const auto& [name, term] : features->terms(batch.images, reg_scale)) {
           total = total + term;
           parts[name] = term.item<double>();
         }

@@ -2,7 +2,9 @@
 // Fashion-MNIST PNGs at 28 px with a seeded resnet18 as w0: `tether attention` writes one
 // tensor [C] per tap summing to C; `tether train --reg delta --attention FILE`, `--reg kd` and
 // `--reg fnp` log "omega.features" (and "omega.head") every step; the CLI's errors name the
-// flag, the file, the tap and both channel counts.
+// flag, the file, the tap and both channel counts; `--reg delta` and `--reg fnp` runs equal the
+// same runs written in PyTorch (SPEC 9, tests/parity/ref_train.py), the source network at w0
+// while training starts from --init.
 #include <filesystem>
 #include <sstream>
 
@@ -11,6 +13,7 @@
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "models/registry.h"
+#include "tests/parity/parity_util.h"
 #include "tests/test_util.h"
 #include "tests/train/fashion_folder.h"
 #include "tests/tools/files.h"
@@ -61,9 +64,58 @@ RunResult train(const std::string& out, const std::string& method) {
                      " --progress none --out " + out + " " + method);
 }
 
+// SPEC 9 with a feature row: `tether train --reg REG --init INIT` over 4 steps (crossing an
+// epoch, BN running statistics; INIT = w0 + noise, so the features differ from the source
+// network's, which stays at w0) against the same run written in PyTorch
+// (tests/parity/ref_train.py REG); the penalty's share of the loss is printed and must matter.
+void check_against_pytorch(const std::string& reg, const std::string& alpha) {
+  const Fixture& f = fixture();
+  const auto ref = parity::reference("ref_train.py", f.data + " 4 6 0.005 0.9 " + alpha + " 0.01 eval " + reg);
+  if (!ref) return;
+  TempDir tmp;
+  std::map<std::string, Tensor> w0, att, init;
+  for (const auto& [name, t] : ref->tensors()) {
+    if (name.rfind("init.", 0) == 0) init.emplace(name.substr(5), t);
+    if (name.rfind("w0.", 0) == 0) w0.emplace(name.substr(3), t);
+    if (name.rfind("att.", 0) == 0) att.emplace(name.substr(4), t);
+  }
+  safetensors::save(tmp.file("w0.safetensors"), w0);
+  safetensors::save(tmp.file("att.safetensors"), att);
+  safetensors::save(tmp.file("init.safetensors"), init);
+  const auto r = run_command(kTether + " train --model resnet18 --weights " + tmp.file("w0.safetensors") + " --data " +
+                             f.data + kPipeline + " --shuffle none --batch-size 6 --iters 4 --optimizer sgd --lr 0.005" +
+                             " --momentum 0.9 --reg " + reg + " --alpha " + alpha + " --beta 0.01 --bn eval --seed 0 --progress none --init " + tmp.file("init.safetensors") + " --log-interval 1 --out " + tmp.file("run") + "" +
+                             (reg == "delta" ? " --attention " + tmp.file("att.safetensors") : std::string()) +
+                             " --save-final " + tmp.file("final.safetensors"));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const auto got = safetensors::load(tmp.file("final.safetensors"));
+  REQUIRE(got.tensors.size() == w0.size());
+  double worst = 0;
+  for (const auto& [name, t] : got.tensors) {
+    const auto a = t.to_vector<double>(), b = ref->at("final." + name).to_vector<double>();
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) scale = std::max(scale, std::abs(b[i])), diff = std::max(diff, std::abs(a[i] - b[i]));
+    INFO(name);
+    CHECK(diff <= 1e-5 * std::max(scale, 1e-6));  // measured: 4e-7
+    worst = std::max(worst, diff / std::max(scale, 1e-6));
+  }
+  std::istringstream log(read_bytes(tmp.file("run") + "/log.jsonl"));
+  std::string line;
+  REQUIRE(std::getline(log, line));
+  const auto first = nlohmann::json::parse(line);
+  MESSAGE("tether train --reg " << reg << " vs PyTorch, 4 steps: worst relative difference " << worst << "; step 1: J "
+                                << first["J"] << ", omega.features " << first["omega.features"]);
+  CHECK(first["omega.features"].get<double>() > 0.1 * first["J"].get<double>());
+  CHECK(first["omega.features"].get<double>() < 10 * first["J"].get<double>());
+}
+
 }  // namespace
 
 TEST_SUITE("train") {
+  TEST_CASE("SPEC 9: tether train --reg delta equals the same run written in PyTorch") { check_against_pytorch("delta", "0.002"); }
+  TEST_CASE("SPEC 9: tether train --reg fnp equals the same run written in PyTorch") { check_against_pytorch("fnp", "0.02"); }
+
   TEST_CASE("tether attention (SPEC 5) writes one f32 tensor [C] per tap, summing to C") {
     const Fixture& f = fixture();
     INFO(f.made.output);

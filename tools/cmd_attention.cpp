@@ -46,9 +46,11 @@ void run_attention(const AttentionOptions& a) {
   const std::vector<std::string> taps = o.taps.empty() ? model->default_taps() : o.taps;
   reg::check_tap_names(*model, taps);
 
-  // Step 1: every training image once through the frozen backbone (no augmentation), then the head.
+  // Step 1: every training image once through the frozen backbone (no augmentation), then the
+  // head. The pass is in a seeded shuffled order, so that step 2's "first --att-batches batches"
+  // are a sample of every class rather than the first class of the class-major dataset order.
   data::LoaderOptions lo = train::loader_options(o, false);
-  lo.shuffle = false;
+  lo.shuffle = true;
   lo.drop_last = false;
   data::Loader loader(data.train, data::make_eval_pipeline(train::transform_options(o)), lo);
   loader.start_epoch(0);

@@ -19,7 +19,11 @@ FeaturePenalty::FeaturePenalty(const FeatureOptions& opts, models::Model& model)
                "--reg delta needs --attention FILE (the channel attention of `tether attention`, SPEC 5)");
   taps_ = opts.taps.empty() ? model.default_taps() : opts.taps;
   source_ = std::make_unique<SourceNetwork>(model, taps_);  // checks the tap names
-  if (opts.reg == "delta") attention_ = load_attention(opts.attention, source_->channel_counts());
+  if (opts.reg == "delta") {
+    attention_ = load_attention(opts.attention, source_->channel_counts());
+    const Device device = model.parameters().front().device();
+    for (auto& [tap, a] : attention_) a = a.to(device);  // where the features are
+  }
   model.set_taps(taps_, store_);
 }
 

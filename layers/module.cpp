@@ -24,6 +24,7 @@ std::string LoadReport::str() const {
 Tensor Module::operator()(const Tensor& x) {
   if (tap_store_ && tap_input_as_rep_) (*tap_store_)["rep"] = x;
   Tensor y = forward(x);
+  if (output_hook_) y = output_hook_(y);
   if (tap_store_ && !tap_name_.empty()) (*tap_store_)[tap_name_] = y;
   return y;
 }

@@ -78,6 +78,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // input of `rep_module`, if given, under "rep"). Pass an empty list and nullptr to stop.
   void set_taps(const std::vector<std::string>& names, std::shared_ptr<TapStore> store,
                 const std::string& rep_module = "");
+  // fn(y) replaces this module's output on every forward, before taps record it (DELTA's
+  // channel ablation, SPEC 5). An empty function removes the hook.
+  void set_output_hook(std::function<Tensor(const Tensor&)> fn) { output_hook_ = std::move(fn); }
 
  protected:
   Tensor register_parameter(const std::string& name, Tensor value, bool requires_grad = true);
@@ -108,6 +111,7 @@ class Module : public std::enable_shared_from_this<Module> {
   std::string tap_name_;
   bool tap_input_as_rep_ = false;
   std::shared_ptr<TapStore> tap_store_;
+  std::function<Tensor(const Tensor&)> output_hook_;
 };
 
 // Creates a module: auto conv = nn::make<Conv2d>(3, 64, 7, ...).

@@ -1,7 +1,7 @@
-// SPEC 2 penalties: l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp (fnp, kd and delta
-// need the forward pass and live elsewhere). terms() (autograd) uses the fused functions of
-// sp_functions.cpp; add_gradient() (the closed form the training loop uses) the kernels of
-// sp_kernels.cpp.
+// SPEC 2 penalties: l2, l2sp, l2sp-fisher, l1sp, glsp, glsp-fisher, mars-sp, and the S̄ part of
+// fnp, kd and delta (their feature part needs the forward pass: regularizers/feature_penalty.h).
+// terms() (autograd) uses the fused functions of sp_functions.cpp; add_gradient() (the closed
+// form the training loop uses) the kernels of sp_kernels.cpp.
 #include "regularizers/penalty.h"
 
 #include <algorithm>
@@ -58,11 +58,12 @@ void add_head_l2(const ParamSets& sets, double beta, double scale, GradTarget* i
 
 // SPEC 2, `l2`:   α/2 Σ_S ‖w‖² + β/2 Σ_S̄ ‖w‖²
 // SPEC 2, `l2sp`: α/2 Σ_S ‖w − w0‖² + β/2 Σ_S̄ ‖w‖²
+// SPEC 2, `fnp`, `kd`, `delta`: their β/2 Σ_S̄ ‖w‖² (built with α = 0; α is the feature part's)
 class L2Penalty : public Penalty {
  public:
   L2Penalty(const PenaltyOptions& opts, const ParamSets& sets, bool toward_w0)
       : opts_(opts), sets_(sets), toward_w0_(toward_w0) {}
-  std::string name() const override { return toward_w0_ ? "l2sp" : "l2"; }
+  std::string name() const override { return opts_.reg; }
   Terms terms(double scale) const override {
     Terms out;
     if (opts_.alpha != 0 && !sets_.inherited.empty()) {
@@ -190,7 +191,7 @@ Values Penalty::add_gradient(double scale, GradTarget* into) const {
 
 const std::vector<std::string>& penalty_names() {
   static const std::vector<std::string> names{"none", "l2", "l2sp", "l2sp-fisher", "l1sp", "glsp", "glsp-fisher",
-                                              "mars-sp"};
+                                              "mars-sp", "fnp", "kd", "delta"};
   return names;
 }
 
@@ -211,6 +212,11 @@ std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSet
                " needs --fisher FILE (the diagonal Fisher of `tether fisher`)");
   if (opts.reg == "none") return nullptr;
   if (opts.reg == "l2" || opts.reg == "l2sp") return std::make_unique<L2Penalty>(opts, sets, opts.reg == "l2sp");
+  if (opts.reg == "fnp" || opts.reg == "kd" || opts.reg == "delta") {
+    PenaltyOptions head_only = opts;  // the feature part is make_feature_penalty's
+    head_only.alpha = 0;
+    return std::make_unique<L2Penalty>(head_only, sets, false);
+  }
   return std::make_unique<SpPenalty>(opts, sets);
 }
 

@@ -48,7 +48,8 @@ class Penalty {
 };
 
 // The penalty named by opts.reg, over `sets` (held by reference: keep them alive).
-// "none" returns nullptr. The Fisher penalties read opts.fisher here (load_fisher).
+// "none" returns nullptr. For fnp, kd and delta: only their S̄ part β/2 Σ_S̄ ‖w‖² ("omega.head");
+// the feature part is make_feature_penalty's (regularizers/feature_penalty.h). The Fisher penalties read opts.fisher here (load_fisher).
 std::unique_ptr<Penalty> make_penalty(const PenaltyOptions& opts, const ParamSets& sets);
 const std::vector<std::string>& penalty_names();
 
@@ -74,9 +75,13 @@ std::map<std::string, Tensor> load_fisher(const std::string& path, const ParamSe
 //   group_lasso_distance     Σ_r √p (√(Σ_{j∈r} F_j (x_j − c_j)² + ε²) − ε), F undefined = 1
 //                                                                                ∇ √p F (x − c)_r / √(·)_r
 //   mars_norm                max_r Σ_{j∈r} |x_j − c_j|   ∇ sign(x − c) on the first maximising row, 0 elsewhere
+//   channel_squared_distance Σ_n Σ_c a_c Σ_{h,w} (x_nchw − c_nchw)², x a feature map [N, C, ...]
+//                            (SPEC 2's kd/delta sum before its 1/(H·W) and 1/B), a undefined = 1
+//                                                                                ∇ 2 a_c (x − c)
 Tensor fisher_squared_distance(const Tensor& x, const Tensor& c, const Tensor& f);
 Tensor smooth_l1_distance(const Tensor& x, const Tensor& c, double eps);
 Tensor group_lasso_distance(const Tensor& x, const Tensor& c, const Tensor& f, double eps);
 Tensor mars_norm(const Tensor& x, const Tensor& c);
+Tensor channel_squared_distance(const Tensor& x, const Tensor& c, const Tensor& a);
 
 }  // namespace tether::reg

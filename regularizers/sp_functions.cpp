@@ -1,5 +1,5 @@
 // Fused autograd functions behind SPEC 2's l2sp-fisher, l1sp, glsp, glsp-fisher and mars-sp
-// rows. Each runs raw ops (core/ops.h, so CPU and CUDA alike), returns a 0-d scalar, and keeps
+// rows, and the per-channel feature distance of kd and delta. Each runs raw ops (core/ops.h, so CPU and CUDA alike), returns a 0-d scalar, and keeps
 // one tensor for its backward: the gradient itself up to the incoming scalar, which is all a
 // scalar-valued penalty needs. Rows are SPEC 1's: the tensor viewed as [d0, rest].
 #include <cmath>
@@ -124,6 +124,30 @@ Tensor mars_norm(const Tensor& x, const Tensor& c) {
     record(y, node, {x});
   }
   return y;
+}
+
+Tensor channel_squared_distance(const Tensor& x, const Tensor& c, const Tensor& a) {
+  TETHER_CHECK(x.dim() >= 2, "feature penalty: a feature map needs [N, C, ...], got ", shape_str(x.shape()));
+  const int64_t n = x.shape()[0], channels = x.shape()[1];
+  const Shape ncr{n, channels, n * channels == 0 ? 0 : x.numel() / (n * channels)};
+  Tensor d = ops::reshape(difference(x, c), ncr);
+  // Per-channel sums Σ_n Σ_hw d², then Σ_c a_c · (that) in double. With a = 1 every number is
+  // the same as without a (×1.0 is exact): delta with uniform attention equals kd bit for bit.
+  const auto per_channel = ops::sum(ops::unary(ops::Unary::square, d), {0, 2}).to_vector<double>();
+  std::vector<double> weights(per_channel.size(), 1.0);
+  if (a.defined()) {
+    TETHER_CHECK(a.dim() == 1 && a.shape()[0] == channels, "feature penalty: attention of shape ",
+                 shape_str(a.shape()), " for a feature map with ", channels, " channels");
+    weights = a.to_vector<double>();
+  }
+  double value = 0;
+  for (size_t k = 0; k < per_channel.size(); ++k) value += weights[k] * per_channel[k];
+  if (!needs_grad({x})) return finish(x, value, Tensor(), "");
+  // ∂/∂x = 2 a_c d (the 2 applied in the backward's one pass).
+  Tensor direction =
+      a.defined() ? ops::binary(ops::Binary::mul, d, ops::reshape(ops::cast(a.detach(), d.dtype()), {1, channels, 1})) : d;
+  return finish(x, value, std::move(direction), a.defined() ? "WeightedChannelDistanceBackward" : "ChannelDistanceBackward",
+                2.0);
 }
 
 }  // namespace tether::reg

@@ -153,4 +153,31 @@ TEST_SUITE("train") {
     }
     CHECK(read_bytes(out + "/log.jsonl") == read_bytes(whole.out + "/log.jsonl"));
   }
+
+  TEST_CASE("SPEC 7 with a feature penalty and PtR: DTNH(kd) takes g_Ω from kd's graph (two gradients on one graph), PtR's term in g_J") {
+    TempDir tmp;
+    const Run run = fine_tune(tmp, "dtnh-kd", "--reg kd --alpha 1 --dtnh --ptr --ptr-threshold inf");
+    int corrected = 0;
+    for (const auto& rec : run.log) {
+      CAPTURE(rec.dump());
+      REQUIRE(rec.contains("omega.features"));
+      REQUIRE(rec.contains("ptr.w"));
+      const double a1 = rec["dtnh.angle1"], a2 = rec["dtnh.angle2"], a3 = rec["dtnh.angle3"], a4 = rec["dtnh.angle4"];
+      if (rec["dtnh.corrected"] == 1.0) {
+        ++corrected;
+        CHECK(a1 + a2 == doctest::Approx(90.0).epsilon(1e-6));
+      } else {
+        CHECK(a1 == a3);
+        CHECK(a2 == a4);
+      }
+      CHECK(rec["total"].get<double>() ==
+            doctest::Approx(rec["J"].get<double>() + rec["ptr.w"].get<double>() * rec["ptr.loss"].get<double>() +
+                            rec["omega.features"].get<double>())
+                .epsilon(1e-5));
+    }
+    // kd > 0 from the first step (the model's BN uses batch statistics, the source network its running ones).
+    CHECK(run.log[0]["omega.features"].get<double>() > 0.0);
+    MESSAGE("DTNH(kd) + PtR: " << corrected << " of 30 steps corrected");
+    CHECK(corrected > 0);
+  }
 }

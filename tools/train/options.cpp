@@ -113,6 +113,9 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--beta", o.beta, "Penalty coefficient on S̄ (head)")->check(nonneg);
   cmd.add_option("--fisher", o.fisher, "Diagonal Fisher safetensors file (tether fisher), for --reg *-fisher");
   cmd.add_option("--smooth-eps", o.smooth_eps, "Smoothing epsilon of l1sp, glsp, glsp-fisher");
+  cmd.add_option("--taps", o.taps, "kd, delta: modules whose outputs are compared (default: the model's, SPEC 5)")
+      ->delimiter(',');
+  cmd.add_option("--attention", o.attention, "delta: channel attention file (tether attention)");
   cmd.add_option("--reg-params", o.reg_params, "Penalised tensors: weights (ndim >= 2) or all")
       ->check(choice({"weights", "all"}));
   cmd.add_option("--reg-decay", o.reg_decay, "Penalty coefficients times this^epoch")->check(nonneg);
@@ -184,6 +187,12 @@ void validate(const TrainOptions& o) {
   reg::validate(reg::PtrOptions{o.ptr_ratio, o.ptr_mean, o.ptr_loss, o.ptr_threshold});
   TETHER_CHECK(!o.dtnh || o.reg != "none", "--dtnh corrects a penalty's gradient: give --reg (a projection alone has none)");
   TETHER_CHECK(std::isfinite(o.smooth_eps) && o.smooth_eps > 0, "--smooth-eps must be > 0 and finite, got ", o.smooth_eps);
+  TETHER_CHECK(o.reg != "delta" || !o.attention.empty(), "--reg delta needs --attention FILE (tether attention)");
+  TETHER_CHECK(o.attention.empty() || o.reg == "delta", "--attention is only read by --reg delta, not '", o.reg, "'");
+  TETHER_CHECK(o.attention.empty() || std::filesystem::is_regular_file(o.attention), "--attention: no such file '",
+               o.attention, "'");
+  TETHER_CHECK(o.taps.empty() || o.reg == "kd" || o.reg == "delta", "--taps is only read by --reg kd or delta, not '",
+               o.reg, "'");
   TETHER_CHECK(o.epochs > 0 || o.iters > 0, "give --epochs or --iters (the training length)");
   TETHER_CHECK(o.mean.size() == 3 && o.std.size() == 3, "--mean and --std take 3 comma-separated values (once), got ",
                o.mean.size(), " and ", o.std.size());
@@ -222,7 +231,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"warmup-iters", o.warmup_iters}, {"warmup-factor", o.warmup_factor}, {"head-lr-mult", o.head_lr_mult},
           {"label-smoothing", o.label_smoothing}, {"reg", o.reg}, {"alpha", o.alpha}, {"beta", o.beta},
           {"reg-params", o.reg_params}, {"reg-decay", o.reg_decay},
-          {"fisher", o.fisher}, {"smooth-eps", o.smooth_eps}, {"project", o.project},
+          {"fisher", o.fisher}, {"smooth-eps", o.smooth_eps}, {"taps", o.taps}, {"attention", o.attention}, {"project", o.project},
           {"gamma", finite_or_inf(o.gamma)}, {"gamma-head", finite_or_inf(o.gamma_head)},
           {"ptr", o.ptr}, {"ptr-ratio", o.ptr_ratio}, {"ptr-mean", o.ptr_mean}, {"ptr-loss", o.ptr_loss},
           {"ptr-threshold", finite_or_inf(o.ptr_threshold)}, {"dtnh", o.dtnh}, {"dtnh-scope", o.dtnh_scope}, {"seed", o.seed},

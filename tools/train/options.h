@@ -65,6 +65,8 @@ struct TrainOptions {
   double alpha = 0, beta = 0;
   std::string fisher;        // --fisher FILE (l2sp-fisher, glsp-fisher)
   double smooth_eps = 1e-8;  // --smooth-eps (l1sp, glsp, glsp-fisher)
+  std::vector<std::string> taps;  // --taps (kd, delta; SPEC 5): module names; empty: the model's defaults
+  std::string attention;          // --attention FILE (delta): the output of `tether attention`
   std::string reg_params = "weights";
   double reg_decay = 1;
   // ---- projection (SPEC 3) ----

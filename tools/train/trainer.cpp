@@ -23,6 +23,7 @@
 #include "autograd/engine.h"
 #include "regularizers/diagnostics.h"
 #include "regularizers/dtnh.h"
+#include "regularizers/feature_penalty.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
 #include "regularizers/ptr.h"
@@ -235,6 +236,8 @@ TrainSummary run_training(const TrainOptions& o) {
   if (o.freeze_blocks > 0) models::freeze_blocks(*model, o.freeze_blocks);
   if (o.bn == "frozen") freeze_batch_norm(*model);
   const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
+  // fnp/kd/delta's feature part (SPEC 2, 5): taps on; kd/delta copy the model now, at w0, as the source network
+  const auto features = reg::make_feature_penalty({o.reg, o.alpha, o.taps, o.attention}, *model);
   if (!o.init.empty()) models::load_weights(*model, o.init);
   reg::PenaltyOptions penalty_options{o.reg, o.alpha, o.beta};
   penalty_options.fisher = o.fisher;
@@ -249,8 +252,11 @@ TrainSummary run_training(const TrainOptions& o) {
   const reg::ProjectionOptions projection{o.project, o.gamma, o.gamma_head};
   if (auto hook = reg::make_projection(projection, sets)) pipeline.projection.push_back(std::move(*hook));  // SPEC 3
   const reg::PtrOptions ptr_options{o.ptr_ratio, o.ptr_mean, o.ptr_loss, o.ptr_threshold};
-  auto taps = std::make_shared<nn::TapStore>();  // "rep": the head's input, for PtR
-  if (o.ptr) model->set_taps({}, taps, model->head_name());
+  // PtR's rep (the head's input): the feature penalty's taps record it when there is one (a model
+  // has one set of taps), else a store of our own.
+  auto taps = std::make_shared<nn::TapStore>();
+  if (o.ptr && !features) model->set_taps({}, taps, model->head_name());
+  auto rep = [&] { return features ? features->rep() : taps->at("rep"); };
   const reg::DtnhScope dtnh_scope = reg::parse_dtnh_scope(o.dtnh_scope);
 
   // ---- run directory ----
@@ -338,7 +344,7 @@ TrainSummary run_training(const TrainOptions& o) {
       if (o.ptr) {
         parts["ptr.active"] = ptr_switch.active();
         if (ptr_switch.active()) {  // SPEC 6
-          const reg::PtrStep p = reg::ptr_step(taps->at("rep"), J, ptr_options, default_generator());
+          const reg::PtrStep p = reg::ptr_step(rep(), J, ptr_options, default_generator());
           objective = objective + p.term;
           parts["ptr.w"] = p.w, parts["ptr.g_ce"] = p.mean_g_ce, parts["ptr.g_ptr"] = p.mean_g_ptr;
           parts["ptr.loss"] = p.loss;
@@ -346,6 +352,12 @@ TrainSummary run_training(const TrainOptions& o) {
       }
       double loss = objective.item<double>();
       Tensor omega;  // Ω's autograd parts (the feature penalties), summed
+      if (features)  // "omega.features"; the source network runs on the same batch, its features freed here
+        for (const auto& [name, term] : features->terms(batch.images, reg_scale)) {
+          omega = omega.defined() ? omega + term : term;
+          parts[name] = term.item<double>();
+          loss += parts[name].get<double>();
+        }
       if (o.dtnh && penalty) {  // SPEC 7: g_Ω and g_J apart, then .grad ← d
         const reg::DtnhStep d = dtnh_backward(objective, omega, penalty.get(), reg_scale, optimizer->groups(),
                                               dtnh_scope, parts, loss);

@@ -5,8 +5,10 @@
 //      method and seed, each evaluated on the 5,000 test images of classes 5–9.
 //   3. Print mean ± std top-1 accuracy and mean ‖w − w0‖ over S per method.
 // The Fisher-weighted methods first compute the source model's diagonal Fisher (SPEC 4, sampled,
-// 500 source images), normalised to mean 1 over S so that their α means what l2sp's and glsp's do,
-// and cache it next to the source model.
+// 500 source images), scaled to max 1 over S, and cache it next to the source model. (Its mean is
+// 5e-5 of its max here: scaled to mean 1, α·F of the stiffest weights makes SGD diverge at the
+// demo's lr. So l2sp-fisher's α = 100 pulls the stiffest weight that hard and the average one
+// with ~0.005, and glsp-fisher's α is glsp's over √(mean F).)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,10 +51,10 @@ const std::map<std::string, Method>& demo_methods() {
       {"none", [](train::TrainOptions& o) { o.reg = "none"; }},
       {"l2", [](train::TrainOptions& o) { o.reg = "l2", o.alpha = 0.01, o.beta = 0.01; }},
       {"l2sp", [](train::TrainOptions& o) { o.reg = "l2sp", o.alpha = 0.1, o.beta = 0.01; }},
-      {"l2sp-fisher", [](train::TrainOptions& o) { o.reg = "l2sp-fisher", o.alpha = 0.1, o.beta = 0.01; }},
+      {"l2sp-fisher", [](train::TrainOptions& o) { o.reg = "l2sp-fisher", o.alpha = 100, o.beta = 0.01; }},
       {"l1sp", [](train::TrainOptions& o) { o.reg = "l1sp", o.alpha = 1e-4, o.beta = 0.01; }},
       {"glsp", [](train::TrainOptions& o) { o.reg = "glsp", o.alpha = 1e-4, o.beta = 0.01; }},
-      {"glsp-fisher", [](train::TrainOptions& o) { o.reg = "glsp-fisher", o.alpha = 1e-4, o.beta = 0.01; }},
+      {"glsp-fisher", [](train::TrainOptions& o) { o.reg = "glsp-fisher", o.alpha = 0.01, o.beta = 0.01; }},
       {"mars-sp", [](train::TrainOptions& o) { o.reg = "mars-sp", o.alpha = 0.01, o.beta = 1e-4; }},
       {"l2-pgm", [](train::TrainOptions& o) { o.project = "l2-pgm", o.gamma = kL2Radius; }},
       {"mars-pgm", [](train::TrainOptions& o) { o.project = "mars-pgm", o.gamma = kMarsRadius; }},
@@ -126,25 +128,23 @@ std::string source_model(const DemoOptions& d) {
 }
 
 // The source model's diagonal Fisher for the Fisher-weighted methods (SPEC 4, sampled mode, 500
-// source images), scaled to mean 1 over S; computed once and cached beside the source model.
+// source images), scaled to max 1 over S; computed once and cached beside the source model.
 std::string source_fisher(const DemoOptions& d, const std::string& source) {
-  const std::string path = std::filesystem::path(source).parent_path().string() + "/fisher-sampled-500.safetensors";
+  const std::string path = std::filesystem::path(source).parent_path().string() + "/fisher-sampled-500-max1.safetensors";
   if (std::filesystem::exists(path)) return path;
   train::TrainOptions o = common_options(d);
   o.weights = source;
   o.classes = {0, 1, 2, 3, 4};
   std::cout << "source Fisher: 500 source images, sampled mode\n" << std::flush;
   train::FisherRun run = train::compute_fisher_on_data(o, 500, "sampled");
-  double sum = 0, count = 0;
+  double largest = 0;
   for (const auto& [name, p] : run.model->named_parameters())
-    if (p.dim() >= 2 && !reg::is_head_parameter(name, run.model->head_name())) {  // S under --reg-params weights
-      sum += ops::sum_all(run.fisher.at(name));
-      count += static_cast<double>(p.numel());
-    }
-  TETHER_CHECK(sum > 0, "the source model's Fisher is zero: cannot weight the penalties by it");
-  for (auto& [name, f] : run.fisher) ops::scale_(f, count / sum);
+    if (p.dim() >= 2 && !reg::is_head_parameter(name, run.model->head_name()))  // S under --reg-params weights
+      for (double v : run.fisher.at(name).to_vector<double>()) largest = std::max(largest, v);
+  TETHER_CHECK(largest > 0, "the source model's Fisher is zero: cannot weight the penalties by it");
+  for (auto& [name, f] : run.fisher) ops::scale_(f, 1.0 / largest);
   safetensors::save(path + ".tmp", run.fisher, {{"mode", "sampled"}, {"samples", "500"}, {"model", o.model},
-                                                {"normalised", "mean 1 over S"}});
+                                                {"normalised", "max 1 over S"}});
   std::filesystem::rename(path + ".tmp", path);
   return path;
 }
@@ -170,7 +170,7 @@ void run_demo(const DemoOptions& d) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string source = source_model(d);
 
-  struct Row { std::vector<double> top1, distance; double seconds = 0; };
+  struct Row { std::vector<double> top1, distance; double seconds = 0; int diverged = 0; };
   std::map<std::string, Row> rows;
   for (const auto& m : d.methods)
     for (int64_t seed = 0; seed < d.seeds; ++seed) {
@@ -188,8 +188,15 @@ void run_demo(const DemoOptions& d) {
       if (!d.out.empty()) o.out = d.out + "/" + m + "-seed" + std::to_string(seed);
       demo_methods().at(m)(o);
       if (reg::needs_fisher(o.reg)) o.fisher = source_fisher(d, source);
-      const train::TrainSummary s = train::run_training(o);
       Row& row = rows[m];
+      train::TrainSummary s;
+      try {
+        s = train::run_training(o);
+      } catch (const train::NonFiniteLoss& e) {  // one method diverging must not lose the others' results
+        ++row.diverged;
+        std::cout << "  " << m << " seed " << seed << ": diverged (" << e.what() << ")\n" << std::flush;
+        continue;
+      }
       row.top1.push_back(100 * s.final_eval.top1);
       row.distance.push_back(s.distance_from_w0);
       row.seconds += s.seconds;
@@ -204,10 +211,15 @@ void run_demo(const DemoOptions& d) {
             << "method      top-1 (%)          |w - w0| over S   time/run\n";
   for (const auto& m : d.methods) {
     const Row& r = rows[m];
+    if (r.top1.empty()) {
+      std::cout << std::left << std::setw(10) << m << "   diverged in every run\n";
+      continue;
+    }
     const Stats a = stats(r.top1), w = stats(r.distance);
     std::cout << std::left << std::setw(10) << m << std::right << std::fixed << std::setprecision(2) << std::setw(7)
               << a.mean << " +- " << std::setw(5) << a.std << "     " << std::setw(10) << std::setprecision(3) << w.mean
-              << "        " << std::setprecision(1) << r.seconds / r.top1.size() << " s\n";
+              << "        " << std::setprecision(1) << r.seconds / r.top1.size() << " s"
+              << (r.diverged ? "   (" + std::to_string(r.diverged) + " run(s) diverged)" : "") << "\n";
   }
   std::cout << "\ntotal " << std::setprecision(0)
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";

@@ -1,5 +1,6 @@
 // bench_overhead: what each regularizer costs per training step (issue 6's overhead targets:
-// l2sp, l2sp-fisher <= 1.03x of --reg none; l1sp, glsp, mars-sp and each projection <= 1.05x).
+// l2sp, l2sp-fisher <= 1.03x of --reg none; l1sp, glsp, mars-sp and each projection <= 1.05x;
+// issue 7's: kd, delta <= 1.45x; dtnh-l2sp, ptr <= 1.10x).
 // One full step per method, the trainer's path: forward, mean CE, backward, the penalty's
 // closed-form gradient (Penalty::add_gradient), SGD momentum through optim::StepPipeline with
 // the projection hook of reg::make_projection. Methods run round-robin (round i runs every
@@ -8,9 +9,16 @@
 //   w0 = the model's init; the current weights are w0 + 1e-3·N(0,1) (Δ ≠ 0), and γ, γ_V are
 //   the median constraint norm (per tensor for l2-pgm, per row for mars-pgm), so about half of
 //   the constraints bind. α = β = 0.01.
+// Issue 7's methods follow the trainer's step too: kd, delta and fnp add their feature part
+// (FeaturePenalty::terms: the source network's forward on the same batch, the fused distance)
+// to J before the backward; delta's attention is random (the time does not depend on it);
+// dtnh-l2sp takes g_Ω into its own buffers, J's backward, then reg::dtnh_direction; ptr adds
+// w·L_ptr (reg::ptr_step: ∂J/∂rep on J's graph). Each of these runs on its own copy of the model
+// (a model has one set of taps; the source network is built once).
 // Usage: bench_overhead [--model resnet50] [--batch 16] [--size 224] [--iters 10] [--warmup 2]
 //                       [--threads N] [--methods none,l2sp,...] [--penalty-only] [--autograd]
-//   --penalty-only: time only the penalty + projection part (no forward/backward; .grad zeros)
+//   --penalty-only: time only the penalty + projection part (no forward/backward; .grad zeros;
+//                   the weight-space methods: the others need the forward)
 //   --autograd:     the penalty through terms() + backward instead (the path before the closed form)
 // Output: one "OVERHEAD method step_ms ratio penalty_ms" line per method (for
 // tools/bench/run_overhead_bench.sh), after a header line starting with "#".
@@ -35,8 +43,13 @@
 #include "core/safetensors.h"
 #include "models/registry.h"
 #include "optim/step.h"
+#include "autograd/engine.h"
+#include "regularizers/attention.h"
+#include "regularizers/dtnh.h"
+#include "regularizers/feature_penalty.h"
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
+#include "regularizers/ptr.h"
 
 using namespace tether;
 
@@ -53,8 +66,8 @@ struct Options {
   std::string model = "resnet50";
   int64_t batch = 16, size = 224;
   int iters = 10, warmup = 2, threads = 0;
-  std::vector<std::string> methods{"none", "l2", "l2sp", "l2sp-fisher", "l1sp", "glsp", "glsp-fisher", "mars-sp",
-                                   "l2-pgm", "mars-pgm"};
+  std::vector<std::string> methods{"none",   "l2",       "l2sp", "l2sp-fisher", "l1sp", "glsp", "glsp-fisher",
+                                   "mars-sp", "l2-pgm", "mars-pgm", "kd", "delta", "fnp", "dtnh-l2sp", "ptr"};
   bool penalty_only = false, autograd = false;
 };
 
@@ -99,32 +112,60 @@ double median_norm(const reg::ParamSets& sets, bool head, bool rows) {
   return median(norms);
 }
 
+// A model with its parameter sets and optimizer: one shared by the weight-space methods, one of
+// its own for each method that sets taps on its model.
+struct Rig {
+  models::ModelPtr model;
+  std::unique_ptr<reg::ParamSets> sets;
+  std::vector<optim::ParamGroup> groups;
+  std::unique_ptr<optim::Optimizer> optimizer;
+};
+
 struct Method {
   std::string name;
+  Rig* rig = nullptr;
   std::unique_ptr<reg::Penalty> penalty;
+  std::unique_ptr<reg::FeaturePenalty> features;
+  bool dtnh = false, ptr = false;
+  std::shared_ptr<nn::TapStore> taps;  // ptr: the head's input
   optim::StepPipeline pipeline;
   std::vector<double> step_s, part_s;
 };
+
+bool has_own_model(const std::string& name) { return reg::is_feature_penalty(name) || name == "ptr"; }
 
 }  // namespace
 
 int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  manual_seed(0);
-  models::ModelPtr model = models::create_model(o.model, {});
-  model->train();
-  const reg::ParamSets sets = reg::select_param_sets(*model, reg::ParamFilter::weights);  // w0 = the init
-  Generator gen(1);
-  {
-    NoGradGuard no_grad;  // Δ ≠ 0
-    for (const auto* set : {&sets.inherited, &sets.head})
+  // Every rig starts from the same init (w0) and the same perturbation (Δ ≠ 0).
+  auto make_rig = [&] {
+    auto rig = std::make_unique<Rig>();
+    manual_seed(0);
+    rig->model = models::create_model(o.model, {});
+    rig->model->train();
+    rig->sets = std::make_unique<reg::ParamSets>(reg::select_param_sets(*rig->model, reg::ParamFilter::weights));
+    Generator noise_gen(1);
+    NoGradGuard no_grad;
+    for (const auto* set : {&rig->sets->inherited, &rig->sets->head})
       for (const auto& [name, w] : *set) {
         Tensor noise = Tensor::empty(w.shape(), w.dtype());
-        ops::normal_(noise, 0.0, 1e-3, gen);
+        ops::normal_(noise, 0.0, 1e-3, noise_gen);
         ops::axpy_(w, 1.0, noise);
       }
-  }
+    rig->groups = {{"all", {}, {}, 1.0, 0.0}};
+    for (const auto& [name, p] : rig->model->named_parameters())
+      if (p.requires_grad()) rig->groups[0].names.push_back(name), rig->groups[0].params.push_back(p);
+    rig->optimizer = optim::make_sgd(rig->groups, {1e-4, 0.9});
+    if (o.penalty_only)
+      for (const Tensor& p : rig->groups[0].params) p.set_grad(Tensor::zeros(p.shape(), p.dtype()));
+    return rig;
+  };
+  std::vector<std::unique_ptr<Rig>> rigs;
+  rigs.push_back(make_rig());
+  const reg::ParamSets& sets = *rigs[0]->sets;
+  Generator gen(2);
   // The Fisher's values do not change the time (the same loads and flops for any F > 0).
   std::map<std::string, Tensor> fisher;
   for (const auto& [name, w] : sets.inherited) {
@@ -139,10 +180,35 @@ int main(int argc, char** argv) try {
   for (const auto& name : o.methods) {
     Method m;
     m.name = name;
+    m.rig = rigs[0].get();
+    if (has_own_model(name)) {
+      rigs.push_back(make_rig());
+      m.rig = rigs.back().get();
+    }
     const bool projection = name == "l2-pgm" || name == "mars-pgm";
-    reg::PenaltyOptions p{projection ? "none" : name, 0.01, 0.01};
+    m.dtnh = name == "dtnh-l2sp";
+    m.ptr = name == "ptr";
+    const std::string reg = projection || m.ptr ? "none" : m.dtnh ? "l2sp" : name;
+    reg::PenaltyOptions p{reg, 0.01, 0.01};
     if (reg::needs_fisher(name)) p.fisher = fisher_path;
-    m.penalty = reg::make_penalty(p, sets);
+    m.penalty = reg::make_penalty(p, *m.rig->sets);
+    if (reg::is_feature_penalty(name)) {
+      reg::FeatureOptions f{name, 0.01, {}, ""};
+      if (name == "delta") {  // random attention, one [C] tensor per default tap
+        reg::SourceNetwork probe(*m.rig->model, m.rig->model->default_taps());
+        std::map<std::string, std::vector<double>> attention;
+        for (const auto& [tap, channels] : probe.channel_counts())
+          for (int64_t c = 0; c < channels; ++c) attention[tap].push_back(0.5 + gen.next_uniform());
+        f.attention = "/tmp/bench_overhead_attention_" + std::to_string(getpid()) + ".safetensors";
+        reg::save_attention(f.attention, attention, {});
+      }
+      m.features = reg::make_feature_penalty(f, *m.rig->model);
+      if (!f.attention.empty()) std::remove(f.attention.c_str());
+    }
+    if (m.ptr) {
+      m.taps = std::make_shared<nn::TapStore>();
+      m.rig->model->set_taps({}, m.taps, m.rig->model->head_name());
+    }
     if (projection) {
       const bool rows = name == "mars-pgm";
       const reg::ProjectionOptions po{name, median_norm(sets, false, rows), median_norm(sets, true, rows)};
@@ -152,18 +218,10 @@ int main(int argc, char** argv) try {
   }
   std::remove(fisher_path.c_str());
 
-  std::vector<optim::ParamGroup> groups{{"all", {}, {}, 1.0, 0.0}};
-  for (const auto& [name, p] : model->named_parameters())
-    if (p.requires_grad()) groups[0].names.push_back(name), groups[0].params.push_back(p);
-  auto optimizer = optim::make_sgd(groups, {1e-4, 0.9});
-
   Tensor x = Tensor::empty({o.batch, 3, o.size, o.size});
   ops::normal_(x, 0.0, 1.0, gen);
   Tensor target = Tensor::empty({o.batch}, DType::i64);
   for (int64_t i = 0; i < o.batch; ++i) target.data<int64_t>()[i] = static_cast<int64_t>(gen.next_below(1000));
-  if (o.penalty_only)
-    for (const Tensor& p : groups[0].params) p.set_grad(Tensor::zeros(p.shape(), p.dtype()));
-
   // The penalty's gradient, as the trainer adds it (or, with --autograd, as it did before).
   auto penalty_gradient = [&](const Method& m) {
     if (!m.penalty) return;
@@ -184,11 +242,38 @@ int main(int argc, char** argv) try {
       for (const auto& hook : m.pipeline.projection) hook.run();
       part = now_s() - t0;
     } else {
-      optimizer->zero_grad();
-      cross_entropy((*model)(x), target).backward();
-      const double p0 = now_s();
-      penalty_gradient(m);
-      part = now_s() - p0;
+      Rig& rig = *m.rig;
+      rig.optimizer->zero_grad();
+      Tensor J = cross_entropy((*rig.model)(x), target);
+      // The part timed alone: the method's own forward work (PtR's term, the source network and
+      // the feature distance), its penalty gradient and its projection; the extra backward through
+      // the feature part shows in the step time only.
+      const double f0 = now_s();
+      Tensor objective = J;
+      if (m.ptr) objective = objective + reg::ptr_step(m.taps->at("rep"), J, {}, gen).term;
+      if (m.features) objective = objective + m.features->terms(x, 1.0).at(0).second;
+      part = now_s() - f0;
+      if (m.dtnh) {  // the trainer's dtnh_backward for a weight-space penalty
+        const double p0 = now_s();
+        reg::GradTarget g_omega;
+        m.penalty->add_gradient(1.0, &g_omega);
+        const double p1 = now_s();
+        objective.backward();
+        const double p2 = now_s();
+        std::vector<Tensor> g_j, g_o;
+        for (size_t k = 0; k < rig.groups[0].params.size(); ++k) {
+          g_j.push_back(rig.groups[0].params[k].grad());
+          auto it = g_omega.find(rig.groups[0].names[k]);
+          g_o.push_back(it == g_omega.end() ? Tensor() : it->second);
+        }
+        reg::dtnh_direction(g_j, g_o, reg::DtnhScope::global);
+        part += (p1 - p0) + (now_s() - p2);
+      } else {
+        objective.backward();
+        const double p0 = now_s();
+        penalty_gradient(m);
+        part += now_s() - p0;
+      }
       // The trainer's pipeline (direction hooks, update, projection hooks), the projection timed inside.
       optim::StepPipeline timed;
       for (const auto& hook : m.pipeline.projection)
@@ -197,7 +282,7 @@ int main(int argc, char** argv) try {
                                       run();
                                       part += now_s() - q0;
                                     }});
-      timed.step(*optimizer);
+      timed.step(*rig.optimizer);
     }
     if (record) m.step_s.push_back(now_s() - t0), m.part_s.push_back(part);
   };

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regularizer overhead (issue 6): the training step of each method relative to `--reg none`,
+# Regularizer overhead (issues 6 and 7): the training step of each method relative to `--reg none`,
 # from tools/bench/bench_overhead.cpp (round-robin, medians); prints the README's Markdown table.
 #   usage: tools/bench/run_overhead_bench.sh [THREADS] [ITERS] [MODEL] [BATCH]   (default: all cores, 10, resnet50, 16)
 # Run it on a quiet machine: the targets are a few percent, below a shared machine's noise.
@@ -16,5 +16,6 @@ echo
 echo "| method | step ms (median) | vs none | penalty + projection ms (median) | target |"
 echo "|---|---|---|---|---|"
 echo "$out" | awk '$1 == "OVERHEAD" {
-  t = ($2 == "none") ? "" : ($2 == "l2sp" || $2 == "l2sp-fisher") ? "<= 1.03x" : ($2 == "l2") ? "" : "<= 1.05x";
+  t = ($2 == "none" || $2 == "l2" || $2 == "fnp") ? "" : ($2 == "l2sp" || $2 == "l2sp-fisher") ? "<= 1.03x" :
+      ($2 == "kd" || $2 == "delta") ? "<= 1.45x" : ($2 == "dtnh-l2sp" || $2 == "ptr") ? "<= 1.10x" : "<= 1.05x";
   printf "| %s | %.1f | %.3fx | %.2f | %s |\n", $2, $3, $4, $5, t }'

@@ -20,12 +20,14 @@
 #include <map>
 #include <memory>
 #include <cstdio>
+#include <sstream>
 
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "regularizers/param_sets.h"
 #include "regularizers/penalty.h"
 #include "tools/commands.h"
+#include "tools/train/attention_run.h"
 #include "tools/train/fisher_run.h"
 #include "tools/train/trainer.h"
 
@@ -60,6 +62,10 @@ const std::map<std::string, Method>& demo_methods() {
       {"mars-pgm", [](train::TrainOptions& o) { o.project = "mars-pgm", o.gamma = kMarsRadius; }},
       {"dtnh-l2sp", [](train::TrainOptions& o) { o.reg = "l2sp", o.alpha = 0.1, o.beta = 0.01, o.dtnh = true; }},
       {"ptr", [](train::TrainOptions& o) { o.ptr = true; }},  // SPEC 6's defaults: R 3, m 1, T 1.0
+      {"fnp", [](train::TrainOptions& o) { o.reg = "fnp", o.alpha = 0.01, o.beta = 0.01; }},
+      {"kd", [](train::TrainOptions& o) { o.reg = "kd", o.alpha = 0.01, o.beta = 0.01; }},
+      {"delta", [](train::TrainOptions& o) { o.reg = "delta", o.alpha = 0.01, o.beta = 0.01; }},  // + its attention
+      {"dtnh-kd", [](train::TrainOptions& o) { o.reg = "kd", o.alpha = 0.01, o.beta = 0.01, o.dtnh = true; }},
   };
   return methods;
 }
@@ -149,6 +155,21 @@ std::string source_fisher(const DemoOptions& d, const std::string& source) {
   return path;
 }
 
+// DELTA's attention (SPEC 5) for one fine-tuning run's training images (they depend on its seed),
+// computed once per seed and cached beside the source model.
+std::string attention_for(const train::TrainOptions& run, const std::string& source) {
+  train::TrainOptions o = run;
+  o.attention = std::filesystem::path(source).parent_path().string() + "/attention-pc" + std::to_string(run.per_class) +
+                "-seed" + std::to_string(run.seed) + ".safetensors";
+  if (std::filesystem::exists(o.attention)) return o.attention;
+  const std::string target = o.attention;
+  o.attention += ".tmp";
+  std::ostringstream log;  // the per-tap summary is not the demo's business
+  train::compute_attention(o, {}, log);
+  std::filesystem::rename(o.attention, target);
+  return target;
+}
+
 struct Stats {
   double mean = 0, std = 0;
 };
@@ -188,6 +209,7 @@ void run_demo(const DemoOptions& d) {
       if (!d.out.empty()) o.out = d.out + "/" + m + "-seed" + std::to_string(seed);
       demo_methods().at(m)(o);
       if (reg::needs_fisher(o.reg)) o.fisher = source_fisher(d, source);
+      if (o.reg == "delta") o.attention = attention_for(o, source);
       Row& row = rows[m];
       train::TrainSummary s;
       try {

@@ -1,7 +1,7 @@
 // `tether analyze` (issue 7) and its library (tools/train/analysis.h): the per-channel R² of
 // fine-tuned on pretrained activations (the L2-SP paper's Figure 4) against an independent
 // two-pass computation, on synthetic data and on resnet18 taps collected here; the PtR paper's
-// prediction statistics against hand-worked values.
+// prediction statistics against hand-worked values; the command end to end and its flag errors.
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -224,5 +224,54 @@ TEST_SUITE("train") {
     const double entropy = (h({0.7, 0.2, 0.1}) + 1.0 + h({0.1, 0.8, 0.1}) + 1.5) / 4;  // 0.5/0.5 = 1 bit, .25/.25/.5 = 1.5
     CHECK(s.entropy_bits == doctest::Approx(entropy));
     CHECK(contains(error_of([&] { acc.add({{1, 0, 0, 0}}, {4}); }), "label 4"));
+  }
+
+  TEST_CASE("tether analyze: --r2 CSV and summary, --predictions-stats, and flag errors naming the flag") {
+    TempDir tmp;
+    write_fashion_folder(tmp.file("fashion"), 0, 3);  // val/: 3 images of each of 3 classes
+    const models::ModelPtr source = models::create_model("resnet18", {.num_classes = 10});
+    const auto w0 = state_of(*source);
+    safetensors::save(tmp.file("w0.safetensors"), w0);
+    const models::ModelPtr tuned = models::create_model("resnet18", {.num_classes = 3});
+    models::load_weights(*tuned, w0, "w0");  // the same backbone, a fresh 3-class head
+    safetensors::save(tmp.file("w.safetensors"), state_of(*tuned));
+    const std::string base = kTether + " analyze --model resnet18 --data " + tmp.file("fashion") +
+                             " --input-size 32 --threads 2 --workers 1 --weights " + tmp.file("w.safetensors");
+
+    const auto r = run_command(base + " --source " + tmp.file("w0.safetensors") + " --r2 " + tmp.file("r2.csv") +
+                               " --predictions-stats --json " + tmp.file("a.json"));
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    CHECK(contains(r.output, "layer4"));
+    CHECK(contains(r.output, "diagonal sum"));
+    std::istringstream csv(read_bytes(tmp.file("r2.csv")));
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "tap,channel,r2");
+    int rows = 0;
+    while (std::getline(csv, line)) {
+      ++rows;
+      CHECK(std::stod(line.substr(line.rfind(',') + 1)) == doctest::Approx(1).epsilon(1e-9));
+    }
+    CHECK(rows == 64 + 128 + 256 + 512);
+    const auto j = nlohmann::json::parse(read_bytes(tmp.file("a.json")));
+    CHECK(j["predictions"]["samples"] == 9);
+    CHECK(j["predictions"]["classes_present"] == 3);
+    CHECK(j["predictions"]["diagonal_sum"].get<double>() + j["predictions"]["off_diagonal_sum"].get<double>() ==
+          doctest::Approx(3));
+    CHECK(j["r2"]["layer2"]["min"].get<double>() == doctest::Approx(1));
+
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {" --r2 " + tmp.file("x.csv"), "--source"},
+        {" --source " + tmp.file("w0.safetensors") + " --r2 " + tmp.file("x.csv") + " --taps layer1,layer9", "--taps"},
+        {"", "--predictions-stats"},
+        {" --predictions-stats --num-classes 2", "--predictions-stats"},
+    };
+    for (const auto& [args, flag] : bad) {
+      const auto e = run_command(base + args);
+      INFO(args << "\n" << e.output);
+      CHECK(e.code != 0);
+      CHECK(contains(e.output, flag));
+    }
   }
 }

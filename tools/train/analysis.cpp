@@ -106,6 +106,7 @@ FeatureR2::FeatureR2(models::Model& source, models::Model& tuned, std::vector<st
       tuned_store_(std::make_shared<nn::TapStore>()),
       acc_(taps_.size()) {
   TETHER_CHECK(!taps_.empty(), "R²: no taps");
+  TETHER_CHECK(&source_ != &tuned_, "R²: the pretrained and fine-tuned models must be two objects");
   source_.set_taps(taps_, source_store_);  // throws naming an unknown tap
   tuned_.set_taps(taps_, tuned_store_);
 }

@@ -68,7 +68,8 @@ Distribution describe(std::vector<double> values);
 
 // Runs the pretrained and the fine-tuned models (same architecture; heads may differ) in eval
 // mode under no-grad on the same batches and accumulates ChannelR2 for each tap. The taps are
-// set on both models for the object's lifetime and cleared by the destructor.
+// set on both models for the object's lifetime and cleared by the destructor; `source` and
+// `tuned` must be two model objects (taps on one object hold one store).
 class FeatureR2 {
  public:
   FeatureR2(models::Model& source, models::Model& tuned, std::vector<std::string> taps);

@@ -200,9 +200,9 @@ TEST_SUITE("train") {
 
   TEST_CASE("prediction statistics: probability-confusion diagonal and off-diagonal sums, entropy in bits") {
     PredictionStatsAccumulator acc(4);  // class 3 has no image
-    // Named rows: passing the nested braced list {{...}, {...}} straight to add() delivered the
-    // second row as {0.5, 0.5, 0.5, 0.5} in this Release build (GCC 12.2); not reproduced in a
-    // standalone program, so left as an open question.
+    // Named rows: passing the nested braced lists {{...}, {...}} straight to add(), twice, delivered
+    // the first call's second row as {0.5, 0.5, 0.5, 0.5} when this file was built with GCC 12.2
+    // at -O3 (correct at -O0; not reproduced in a standalone program): most likely a compiler bug.
     const std::vector<double> r0{0.7, 0.2, 0.1, 0.0}, r1{0.5, 0.5, 0.0, 0.0}, r2{0.1, 0.8, 0.1, 0.0},
         r3{0.25, 0.25, 0.5, 0.0};
     acc.add(std::vector<std::vector<double>>{r0, r1}, {0, 0});

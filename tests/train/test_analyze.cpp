@@ -1,6 +1,7 @@
 // `tether analyze` (issue 7) and its library (tools/train/analysis.h): the per-channel R² of
 // fine-tuned on pretrained activations (the L2-SP paper's Figure 4) against an independent
-// two-pass computation, on synthetic data and on resnet18 taps collected here; the PtR paper's
+// two-pass computation, on synthetic data and on resnet18 taps collected here, and against
+// PyTorch (tests/parity/ref_analyze.py); the PtR paper's
 // prediction statistics against hand-worked values; the command end to end and its flag errors.
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "core/safetensors.h"
 #include "models/registry.h"
 #include "models/weights.h"
+#include "tests/parity/parity_util.h"
 #include "tests/test_util.h"
 #include "tests/tools/files.h"
 #include "tests/train/fashion_folder.h"
@@ -195,6 +197,30 @@ TEST_SUITE("train") {
         for (double r : row.r2) lowest = std::min(lowest, r);
       }
       CHECK(lowest < 0.99);  // the perturbation is visible: not a vacuous comparison of ones
+    }
+  }
+
+  TEST_CASE("feature R² equals PyTorch's (tests/parity/ref_analyze.py): resnet18 taps, heads of 10 and 3 classes") {
+    auto ref = parity::reference("ref_analyze.py");
+    if (!ref) return;
+    std::map<std::string, Tensor> w0, w;
+    for (const auto& [name, t] : ref->tensors()) {
+      if (name.rfind("w0.", 0) == 0) w0[name.substr(3)] = t;
+      else if (name.rfind("w.", 0) == 0) w[name.substr(2)] = t;
+    }
+    const models::ModelPtr source = models::create_model("resnet18", {.num_classes = 10});
+    const models::ModelPtr tuned = models::create_model("resnet18", {.num_classes = 3});
+    REQUIRE(models::load_weights(*source, w0, "w0").head_loaded);
+    REQUIRE(models::load_weights(*tuned, w, "w").head_loaded);
+    const Tensor& x = ref->at("input");
+    FeatureR2 acc(*source, *tuned, source->default_taps());
+    acc.add(narrow(x, 0, 0, 4));  // two batches of the same six images
+    acc.add(narrow(x, 0, 4, 2));
+    for (const auto& row : acc.result()) {
+      const Tensor want = ref->at("r2." + row.tap);
+      // float32 forwards on both sides: R² agrees to ~1e-6 (tether and torch round differently).
+      parity::expect_close("R² " + row.tap, Tensor::from_vector(row.r2, {static_cast<int64_t>(row.r2.size())}), want,
+                           0, 2e-5);
     }
   }
 

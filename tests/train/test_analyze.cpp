@@ -1,8 +1,8 @@
 // `tether analyze` (issue 7) and its library (tools/train/analysis.h): the per-channel R² of
 // fine-tuned on pretrained activations (the L2-SP paper's Figure 4) against an independent
 // two-pass computation, on synthetic data and on resnet18 taps collected here, and against
-// PyTorch (tests/parity/ref_analyze.py); the PtR paper's
-// prediction statistics against hand-worked values; the command end to end and its flag errors.
+// PyTorch (tests/parity/ref_analyze.py); the PtR paper's prediction statistics against
+// hand-worked values; the command end to end and its flag errors.
 #include <algorithm>
 #include <filesystem>
 #include <map>

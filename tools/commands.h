@@ -16,6 +16,7 @@ void add_eval_command(CLI::App& app);     // tools/cmd_eval.cpp
 void add_demo_command(CLI::App& app);     // tools/cmd_demo.cpp
 void add_fisher_command(CLI::App& app);   // tools/cmd_fisher.cpp
 void add_attention_command(CLI::App& app);  // tools/cmd_attention.cpp
+void add_analyze_command(CLI::App& app);  // tools/cmd_analyze.cpp
 
 // `tether train --config FILE.json` / `--resume DIR`: the file's keys become flags (those not on
 // the command line) before parsing. Other subcommands pass through unchanged.

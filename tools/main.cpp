@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   tether::cli::add_demo_command(app);
   tether::cli::add_fisher_command(app);
   tether::cli::add_attention_command(app);
+  tether::cli::add_analyze_command(app);
 
   try {
     std::vector<std::string> args(argv, argv + argc);

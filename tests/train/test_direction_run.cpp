@@ -8,6 +8,7 @@
 #include "tests/test_util.h"
 #include "tests/train/fine_tune_fixture.h"
 #include "tests/tools/files.h"
+#include "tools/train/run_files.h"
 
 using namespace tether;
 using namespace tether::testing;
@@ -179,5 +180,23 @@ TEST_SUITE("train") {
     CHECK(run.log[0]["omega.features"].get<double>() > 0.0);
     MESSAGE("DTNH(kd) + PtR: " << corrected << " of 30 steps corrected");
     CHECK(corrected > 0);
+  }
+
+  TEST_CASE("SPEC 7 with Adam: the optimizer receives d (corrected steps keep ∠1 + ∠2 = 90°); the progress line shows the method's values") {
+    TempDir tmp;
+    const Run run = fine_tune(tmp, "adam", "--reg l2sp --alpha 1 --dtnh --ptr --ptr-threshold inf --progress plain",
+                              " --augment flip --optimizer adam --lr 0.001");
+    int corrected = 0;
+    for (const auto& rec : run.log)
+      if (rec["dtnh.corrected"] == 1.0) {
+        ++corrected;
+        CHECK(rec["dtnh.angle1"].get<double>() + rec["dtnh.angle2"].get<double>() == doctest::Approx(90.0).epsilon(1e-6));
+      }
+    CHECK(corrected > 0);
+    const auto args = train::read_json(run.out + "/args.json");
+    CHECK(args["optimizer"] == "adam");
+    CHECK(contains(run.output, "omega.S "));
+    CHECK(contains(run.output, "ptr w "));
+    CHECK(contains(run.output, "dtnh ∠(d,gJ) "));
   }
 }

@@ -23,7 +23,7 @@ Progress::Progress(const std::string& mode, int64_t total_steps, int64_t interva
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
-void Progress::update(int64_t step, int64_t epoch, double loss, double lr, int64_t images) {
+void Progress::update(int64_t step, int64_t epoch, double loss, double lr, int64_t images, const std::string& extra) {
   if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   if (first_step_ < 0) first_step_ = step - 1;  // the clock started at construction (resume: mid-run)
@@ -42,13 +42,13 @@ void Progress::update(int64_t step, int64_t epoch, double loss, double lr, int64
     std::snprintf(text, sizeof text, "\repoch %lld [%s] %lld/%lld | %.1f img/s | ETA %d:%02d | loss %.4f | lr %.3g ",
                   static_cast<long long>(epoch), bar.c_str(), static_cast<long long>(step),
                   static_cast<long long>(total_), rate, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60, loss, lr);
-    std::cerr << text << std::flush;
+    std::cerr << text << extra << std::flush;
     bar_drawn_ = true;
   } else {
     std::snprintf(text, sizeof text, "epoch %lld step %lld/%lld  loss %.4f  lr %.3g  %.1f img/s  ETA %d:%02d",
                   static_cast<long long>(epoch), static_cast<long long>(step), static_cast<long long>(total_), loss, lr,
                   rate, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
-    std::cerr << "[" << timestamp() << "] " << text << "\n";
+    std::cerr << "[" << timestamp() << "] " << text << (extra.empty() ? "" : "  " + extra) << "\n";
   }
 }
 

@@ -12,8 +12,9 @@ class Progress {
   // mode: auto (bar when stderr is a terminal) | bar | plain | none. Plain lines are printed
   // every `interval` steps (and at the last); the bar redraws at most 5 times a second.
   Progress(const std::string& mode, int64_t total_steps, int64_t interval = 1);
-  // After step `step` (1-based count of finished steps).
-  void update(int64_t step, int64_t epoch, double loss, double lr, int64_t images);
+  // After step `step` (1-based count of finished steps). `extra`: the method's values for the
+  // line (Ω parts, PtR's w, DTNH's angles), appended as given.
+  void update(int64_t step, int64_t epoch, double loss, double lr, int64_t images, const std::string& extra = "");
   // A message on its own line (evaluation results, warnings), never torn by the bar.
   void message(const std::string& text);
   void finish();

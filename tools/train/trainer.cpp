@@ -135,6 +135,29 @@ double distance_from_w0(const reg::ParamSets& sets) {
   return std::sqrt(total);
 }
 
+// The method's values for the progress line: each Ω part, PtR's w (or "off"), DTNH's first two
+// angles and its correction rate.
+std::string method_summary(const nlohmann::json& parts) {
+  std::string out;
+  char buf[96];
+  for (const auto& [key, value] : parts.items())
+    if (key.rfind("omega.", 0) == 0) {
+      std::snprintf(buf, sizeof buf, "%s%s %.4g", out.empty() ? "" : "  ", key.c_str(), value.get<double>());
+      out += buf;
+    }
+  if (parts.contains("ptr.active")) {
+    if (parts.contains("ptr.w")) std::snprintf(buf, sizeof buf, "  ptr w %.3g", parts["ptr.w"].get<double>());
+    else std::snprintf(buf, sizeof buf, "  ptr off");
+    out += buf;
+  }
+  if (parts.contains("dtnh.angle1")) {
+    std::snprintf(buf, sizeof buf, "  dtnh ∠(d,gJ) %.1f ∠(d,gΩ) %.1f corrected %.0f%%", parts["dtnh.angle1"].get<double>(),
+                  parts["dtnh.angle2"].get<double>(), 100 * parts["dtnh.correction_rate"].get<double>());
+    out += buf;
+  }
+  return out;
+}
+
 std::string csv_row(int64_t step, int64_t epoch, double train_loss, const EvalResult& r) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "%lld,%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%lld", static_cast<long long>(step),
@@ -381,7 +404,7 @@ TrainSummary run_training(const TrainOptions& o) {
       pipeline.step(*optimizer);
       ++step, ++batch_in_epoch;
       epoch_loss_sum += parts["J"].get<double>(), ++epoch_loss_n;
-      progress.update(step, epoch, loss, optimizer->base_lr(), batch.size());
+      progress.update(step, epoch, loss, optimizer->base_lr(), batch.size(), method_summary(parts));
       if (log_due) {
         nlohmann::json rec = {{"step", step}, {"epoch", epoch}, {"lr", optimizer->base_lr()}, {"total", loss},
                               {"grad_norm", gnorm}};

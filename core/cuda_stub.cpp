@@ -1,6 +1,8 @@
 // Stand-ins for the CUDA back end when tether is built without it: every call that would
 // need a GPU throws one clear message instead of failing to link.
 #ifndef TETHER_WITH_CUDA
+#include <cstdlib>
+
 #include "core/check.h"
 #include "core/cuda/backend.h"
 
@@ -14,6 +16,14 @@ int device_count() { return 0; }
 void* alloc(int, size_t) { TETHER_FAIL(kNoCuda); }
 void free(int, void*, size_t) {}
 void copy(void*, Device, const void*, Device, size_t) { TETHER_FAIL(kNoCuda); }
+// Pinned memory degrades to plain host memory, so the loader's code path is the same.
+void* alloc_pinned(size_t nbytes) { return std::malloc(nbytes == 0 ? 1 : nbytes); }
+void free_pinned(void* ptr) { std::free(ptr); }
+bool is_pinned(const void*) { return false; }
+void synchronize(int) { TETHER_FAIL(kNoCuda); }
+MemoryStats memory_stats(int) { return {}; }
+void reset_peak(int) {}
+void empty_cache(int) {}
 
 }  // namespace tether::cuda
 #endif

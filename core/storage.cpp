@@ -57,6 +57,26 @@ Device Device::parse(const std::string& text) {
   TETHER_FAIL("bad device '", text, "': expected cpu, cuda or cuda:N");
 }
 
+CudaMath& cuda_math() {
+  static CudaMath math;
+  return math;
+}
+
+void set_tf32_mode(const std::string& mode) {
+  if (mode == "conv") cuda_math() = {true, false};
+  else if (mode == "all") cuda_math() = {true, true};
+  else if (mode == "none") cuda_math() = {false, false};
+  else TETHER_FAIL("--tf32 must be conv, all or none, got '", mode, "'");
+}
+
+std::string tf32_mode() {
+  const CudaMath& m = cuda_math();
+  if (m.tf32_conv && m.tf32_matmul) return "all";
+  if (m.tf32_conv) return "conv";
+  if (!m.tf32_matmul) return "none";
+  return "matmul";
+}
+
 bool cuda_available() { return cuda_device_count() > 0; }
 int cuda_device_count() { return cuda::device_count(); }
 

@@ -5,6 +5,9 @@
 #include <cmath>
 
 #include "core/cpu/kernels.h"
+#ifdef TETHER_WITH_CUDA
+#include "core/cuda/kernels.h"
+#endif
 
 namespace tether::ops {
 
@@ -25,22 +28,27 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
 }
 }  // namespace
 
-// Every compute op goes through here: the CUDA issue replaces the left branch with cuda::fn.
+// Every compute op goes through here: one switch on the device, the same call on both sides.
+#ifdef TETHER_WITH_CUDA
+#define TETHER_ON_DEVICE(device, fn, ...) ((device).is_cuda() ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
+#else
 #define TETHER_ON_DEVICE(device, fn, ...) \
   ((device).is_cuda() ? (no_cuda_kernel(#fn), cpu::fn(__VA_ARGS__)) : cpu::fn(__VA_ARGS__))
+#endif
 
 // ---- copies ---------------------------------------------------------------------------
 void copy_(const Tensor& dst, const Tensor& src) {
   TETHER_CHECK(dst.shape() == src.shape(), "copy_: shape ", shape_str(src.shape()), " into ",
                shape_str(dst.shape()));
-  if (dst.device().is_cpu() && src.device().is_cpu()) return cpu::copy_(dst, src);
-  // Across devices: bring src to dst's dtype and layout on its own device, then one transfer.
-  if (dst.device() != src.device() && dst.is_contiguous()) {
-    Tensor s = contiguous(cast(src, dst.dtype()));
-    copy_bytes(dst.raw_data(), dst.device(), s.raw_data(), s.device(), s.numel() * element_size(s.dtype()));
-    return;
-  }
-  no_cuda_kernel("copy_");
+  if (dst.device() == src.device()) return TETHER_ON_DEVICE(dst.device(), copy_, dst, src);
+  // Across devices: bring src to dst's dtype and a contiguous layout on its own device, make one
+  // transfer, then lay it out on dst's device if dst is strided.
+  Tensor s = contiguous(cast(src, dst.dtype()));
+  const size_t nbytes = s.numel() * element_size(s.dtype());
+  if (dst.is_contiguous()) return copy_bytes(dst.raw_data(), dst.device(), s.raw_data(), s.device(), nbytes);
+  Tensor staged = Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+  copy_bytes(staged.raw_data(), staged.device(), s.raw_data(), s.device(), nbytes);
+  TETHER_ON_DEVICE(dst.device(), copy_, dst, staged);
 }
 
 Tensor contiguous(const Tensor& x) {
@@ -293,7 +301,7 @@ void bernoulli_(const Tensor& t, double p, Generator& gen) {
 }
 Tensor dropout_mask(const Shape& shape, double p, DType dtype, Device device, Generator& gen) {
   TETHER_CHECK(p >= 0 && p < 1, "dropout: p ", p, " outside [0, 1)");
-  return TETHER_ON_DEVICE(device, dropout_mask, shape, p, dtype, gen);
+  return TETHER_ON_DEVICE(device, dropout_mask, shape, p, dtype, device, gen);
 }
 
 }  // namespace tether::ops

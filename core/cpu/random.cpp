@@ -63,8 +63,8 @@ void bernoulli_(const Tensor& t, double p, Generator& gen) {
   });
 }
 
-Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
-  Tensor mask = Tensor::empty(shape, dtype);
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Device device, Generator& gen) {
+  Tensor mask = Tensor::empty(shape, dtype, device);
   const double keep = 1.0 - p, scale = 1.0 / keep;
   fill_blocks(mask, gen, [keep, scale](const std::array<uint32_t, 4>& w, double* v) {
     for (int k = 0; k < 4; ++k) v[k] = unit(w[k]) < keep ? scale : 0.0;

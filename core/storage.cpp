@@ -13,11 +13,15 @@ namespace {
 constexpr size_t kCpuAlignment = 64;  // one cache line; what AVX-512 loads like
 }
 
-Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  data_ = device_alloc(device, nbytes);
+Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), device_(device), pinned_(pinned) {
+  TETHER_CHECK(!pinned || device.is_cpu(), "pinned memory is host memory, not ", device.str());
+  data_ = pinned ? cuda::alloc_pinned(nbytes) : device_alloc(device, nbytes);
 }
 
-Storage::~Storage() { device_free(device_, data_, nbytes_); }
+Storage::~Storage() {
+  if (pinned_) cuda::free_pinned(data_);
+  else device_free(device_, data_, nbytes_);
+}
 
 void* device_alloc(Device device, size_t nbytes) {
   if (device.is_cuda()) return cuda::alloc(device.index, nbytes);

@@ -10,7 +10,9 @@ namespace tether {
 
 class Storage {
  public:
-  Storage(size_t nbytes, Device device);  // uninitialised memory
+  // Uninitialised memory. pinned (CPU only): page-locked host memory (CUDA builds; plain host
+  // memory otherwise), whose copies to a GPU are asynchronous (the data loader's batches).
+  Storage(size_t nbytes, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -18,12 +20,14 @@ class Storage {
   void* data() { return data_; }
   const void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
+  bool pinned() const { return pinned_; }
   Device device() const { return device_; }
 
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
+  bool pinned_ = false;
 };
 
 // Device memory primitives behind Storage; the CUDA ones live in core/cuda/.

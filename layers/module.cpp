@@ -200,6 +200,11 @@ void Module::to(Device device) {
   });
 }
 
+Device Module::device() const {
+  for (const Tensor& p : parameters()) return p.device();
+  return Device::cpu();
+}
+
 void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.zero_grad();
 }

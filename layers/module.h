@@ -69,6 +69,7 @@ class Module : public std::enable_shared_from_this<Module> {
 
   // ---- devices, gradients, initialisation ----------------------------------------------------
   void to(Device device);  // moves parameters and buffers in place (handles stay valid)
+  Device device() const;   // where the parameters live (the first one's device; CPU when none)
   void zero_grad();
   // Calls fn(name, module) on every module, depth first (init hooks, inspection).
   void apply(const std::function<void(const std::string&, Module&)>& fn);

@@ -47,11 +47,12 @@ struct AmaxBackward : Node {
   Shape input_shape, kept;
   int dim = 0;
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor gx = Tensor::zeros(input_shape, g.dtype(), g.device());
-    Tensor gk = ops::contiguous(ops::reshape(g, kept));
-    // Scatter along `dim` (host loop over the index tensor; amax is not on a hot path).
+    // Scatter along `dim` (a host loop over the index tensor, on CUDA through host copies: amax
+    // is not on a hot path).
+    Tensor gx = Tensor::zeros(input_shape, g.dtype());
+    Tensor gk = ops::contiguous(ops::reshape(g.to(Device::cpu()), kept));
     Tensor gx_moved = ops::contiguous(ops::transpose(gx, dim, -1));
-    Tensor idx = ops::contiguous(ops::transpose(index, dim, -1));
+    Tensor idx = ops::contiguous(ops::transpose(index.to(Device::cpu()), dim, -1));
     Tensor gsrc = ops::contiguous(ops::transpose(gk, dim, -1));
     const int64_t len = input_shape[dim], rows = idx.numel();
     dispatch_float(g.dtype(), "amax backward", [&](auto tag_) {
@@ -61,7 +62,7 @@ struct AmaxBackward : Node {
       const int64_t* ip = idx.data<int64_t>();
       for (int64_t r = 0; r < rows; ++r) out[r * len + ip[r]] += src[r];
     });
-    return {ops::contiguous(ops::transpose(gx_moved, dim, -1))};
+    return {ops::contiguous(ops::transpose(gx_moved, dim, -1)).to(g.device())};
   }
   std::string name() const override { return "AmaxBackward"; }
   void release_saved() override { index = Tensor(); }

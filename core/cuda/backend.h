@@ -26,7 +26,8 @@ void free(int device_index, void* ptr, size_t nbytes);
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
 // Page-locked host memory for asynchronous host->device copies (the data loader's staging
-// buffers). free_pinned first waits until no queued copy still reads the buffer.
+// buffers), cached like device memory: a freed block is handed out again only after the copies
+// that read it have finished.
 void* alloc_pinned(size_t nbytes);
 void free_pinned(void* ptr);
 bool is_pinned(const void* ptr);

@@ -8,6 +8,7 @@
 // only when it wastes at most 1/8 of it. Blocks are never split.
 //
 // Also here: pinned host buffers for asynchronous host->device copies, and copy().
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -133,7 +134,6 @@ namespace {
 struct PinnedBlock {
   size_t size = 0;
   cudaEvent_t last_use = nullptr;  // recorded after each async copy that reads the block
-  int device = 0;
 };
 std::mutex pinned_mutex;
 std::map<const void*, PinnedBlock>& pinned_blocks() {
@@ -152,11 +152,31 @@ PinnedBlock* find_pinned(const void* ptr, size_t n) {
 }
 }  // namespace
 
+// Pinned blocks are cached too (cudaHostAlloc/cudaFreeHost are slow and synchronise): a freed
+// block waits in `pinned_cache` and serves the next request of its rounded size once the copies
+// that read it have finished.
+namespace {
+std::multimap<size_t, void*>& pinned_cache() {
+  static auto* cache = new std::multimap<size_t, void*>();
+  return *cache;
+}
+size_t round_pinned(size_t n) { return (std::max<size_t>(n, 1) + 4095) / 4096 * 4096; }
+}  // namespace
+
 void* alloc_pinned(size_t nbytes) {
-  void* ptr = nullptr;
-  TETHER_CHECK_CUDA(cudaHostAlloc(&ptr, nbytes == 0 ? 1 : nbytes, cudaHostAllocDefault));
+  const size_t size = round_pinned(nbytes);
   std::lock_guard<std::mutex> lock(pinned_mutex);
-  pinned_blocks()[ptr] = PinnedBlock{nbytes == 0 ? 1 : nbytes, nullptr, 0};
+  auto it = pinned_cache().find(size);
+  if (it != pinned_cache().end()) {
+    void* ptr = it->second;
+    pinned_cache().erase(it);
+    PinnedBlock& b = pinned_blocks()[ptr];
+    if (b.last_use) TETHER_CHECK_CUDA(cudaEventSynchronize(b.last_use));  // its last copy has read it
+    return ptr;
+  }
+  void* ptr = nullptr;
+  TETHER_CHECK_CUDA(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
+  pinned_blocks()[ptr] = PinnedBlock{size, nullptr, 0};
   return ptr;
 }
 
@@ -165,12 +185,7 @@ void free_pinned(void* ptr) {
   std::lock_guard<std::mutex> lock(pinned_mutex);
   auto it = pinned_blocks().find(ptr);
   if (it == pinned_blocks().end()) return;
-  if (it->second.last_use) {
-    cudaEventSynchronize(it->second.last_use);
-    cudaEventDestroy(it->second.last_use);
-  }
-  cudaFreeHost(ptr);
-  pinned_blocks().erase(it);
+  pinned_cache().emplace(it->second.size, ptr);
 }
 
 bool is_pinned(const void* ptr) {

@@ -69,12 +69,13 @@ EvalResult evaluate(models::Model& model, data::Loader& loader,
                     const std::function<void(const data::Batch&, const std::vector<std::vector<double>>&)>& on_batch) {
   model.eval();
   NoGradGuard no_grad;
+  const Device device = model.device();
   Metrics metrics(model.num_classes());
   loader.start_epoch(0);
   data::Batch batch;
   std::vector<std::vector<double>> probs;
   while (loader.next(batch)) {
-    const Tensor logits = model(batch.images);
+    const Tensor logits = model(batch.images.to(device));
     metrics.add(logits, batch.labels, batch.views, on_batch ? &probs : nullptr);
     if (on_batch) on_batch(batch, probs);
   }

@@ -135,6 +135,9 @@ void add_train_flags(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--seed", o.seed, "Seeds init of the new head, shuffling, augmentation, dropout");
   cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(nonneg);
   cmd.add_option("--device", o.device, "cpu or cuda[:N]");
+  cmd.add_option("--tf32", o.tf32, "CUDA float32 math: conv (TF32 convolutions, PyTorch's default), all (and GEMM), "
+                                   "none (strict float32)")
+      ->check(choice({"conv", "all", "none"}));
   cmd.add_option("--out", o.out, "Run directory (args.json, metrics.csv, log.jsonl, checkpoints)");
   cmd.add_option("--log-interval", o.log_interval, "Iterations between log lines")->check(pos);
   cmd.add_option("--eval-interval", o.eval_interval, "Iterations between evaluations (0: every epoch)")
@@ -164,6 +167,9 @@ void add_eval_pipeline_flags(CLI::App& cmd, TrainOptions& o) {
       ->check(choice({"none", "flip", "crop-flip", "rrc", "l2sp", "ptr"}));
   cmd.add_option("--workers", o.workers, "Data loading threads")->check(CLI::NonNegativeNumber);
   cmd.add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--device", o.device, "cpu or cuda[:N]");
+  cmd.add_option("--tf32", o.tf32, "CUDA float32 math: conv (PyTorch's default), all, none (strict float32)")
+      ->check(choice({"conv", "all", "none"}));
 }
 
 void validate(const TrainOptions& o) {
@@ -236,7 +242,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"ptr", o.ptr}, {"ptr-ratio", o.ptr_ratio}, {"ptr-mean", o.ptr_mean}, {"ptr-loss", o.ptr_loss},
           {"ptr-threshold", finite_or_inf(o.ptr_threshold)}, {"dtnh", o.dtnh}, {"dtnh-scope", o.dtnh_scope}, {"seed", o.seed},
           {"threads", o.threads},
-          {"device", o.device}, {"out", o.out}, {"log-interval", o.log_interval},
+          {"device", o.device}, {"tf32", o.tf32}, {"out", o.out}, {"log-interval", o.log_interval},
           {"eval-interval", o.eval_interval}, {"checkpoint-interval", o.checkpoint_interval}, {"diag-interval", o.diag_interval},
           {"save-final", o.save_final}, {"progress", o.progress}};
 }

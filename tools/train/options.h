@@ -84,6 +84,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   int64_t threads = 0;             // 0: all cores
   std::string device = "cpu";
+  std::string tf32 = "conv";       // --tf32: conv (PyTorch's default), all, none (strict float32)
   std::string out;
   int64_t log_interval = 10;
   int64_t eval_interval = 0;       // iterations; 0: at the end of every epoch

@@ -27,6 +27,7 @@
 #include "regularizers/penalty.h"
 #include "regularizers/projection.h"
 #include "regularizers/ptr.h"
+#include "tools/train/device.h"
 #include "tools/train/progress.h"
 #include "tools/train/run_files.h"
 
@@ -228,7 +229,7 @@ TrainData load_train_data(const TrainOptions& o) {
 
 TrainSummary run_training(const TrainOptions& o) {
   validate(o);
-  TETHER_CHECK(o.device == "cpu", "--device ", o.device, ": training on CUDA arrives with the CUDA back end");
+  const Device device = setup_device(o.device, o.tf32);
   if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
   const auto t_start = std::chrono::steady_clock::now();
   const bool resuming = !o.resume.empty();
@@ -242,10 +243,11 @@ TrainSummary run_training(const TrainOptions& o) {
     topts.mean_subtract = true;
     topts.train_mean = data::channel_mean(*data.train, 0, o.seed, static_cast<int>(o.workers));
   }
-  data::Loader train_loader(data.train, data::make_train_pipeline(topts), loader_options(o, true));
+  data::Loader train_loader(data.train, data::make_train_pipeline(topts), pinned_for(loader_options(o, true), device));
   std::unique_ptr<data::Loader> val_loader;
   if (data.val)
-    val_loader = std::make_unique<data::Loader>(data.val, data::make_eval_pipeline(topts), loader_options(o, false));
+    val_loader = std::make_unique<data::Loader>(data.val, data::make_eval_pipeline(topts),
+                                                pinned_for(loader_options(o, false), device));
   const int64_t per_epoch = train_loader.batches_per_epoch();
   TETHER_CHECK(per_epoch > 0, "--batch-size ", o.batch_size, " is larger than the training set (",
                data.train->size(), " images): no full batch per epoch");
@@ -258,6 +260,7 @@ TrainSummary run_training(const TrainOptions& o) {
   for (const auto& prefix : o.freeze) model->freeze(prefix);
   if (o.freeze_blocks > 0) models::freeze_blocks(*model, o.freeze_blocks);
   if (o.bn == "frozen") freeze_batch_norm(*model);
+  model->to(device);  // before w0 is copied (the sets, the source network): everything lives on `device`
   const reg::ParamSets sets = reg::select_param_sets(*model, reg::parse_param_filter(o.reg_params));
   // fnp/kd/delta's feature part (SPEC 2, 5): taps on; kd/delta copy the model now, at w0, as the source network
   const auto features = reg::make_feature_penalty({o.reg, o.alpha, o.taps, o.attention}, *model);
@@ -360,8 +363,9 @@ TrainSummary run_training(const TrainOptions& o) {
     while (!stop && train_loader.next(batch)) {
       optimizer->set_lr(schedule.lr(step));
       optimizer->zero_grad();
-      const Tensor logits = (*model)(batch.images);
-      const Tensor J = cross_entropy(logits, batch.labels, o.label_smoothing);  // SPEC 2: mean CE
+      const DeviceBatch on_device = to_device(batch, device);
+      const Tensor logits = (*model)(on_device.images);
+      const Tensor J = cross_entropy(logits, on_device.labels, o.label_smoothing);  // SPEC 2: mean CE
       nlohmann::json parts = {{"J", J.item<double>()}};
       Tensor objective = J;  // the training loss: J, plus w·L_ptr while PtR is on (DTNH's g_J is its gradient)
       if (o.ptr) {
@@ -376,7 +380,7 @@ TrainSummary run_training(const TrainOptions& o) {
       double loss = objective.item<double>();
       Tensor omega;  // Ω's autograd parts (the feature penalties), summed
       if (features)  // "omega.features"; the source network runs on the same batch, its features freed here
-        for (const auto& [name, term] : features->terms(batch.images, reg_scale)) {
+        for (const auto& [name, term] : features->terms(on_device.images, reg_scale)) {
           omega = omega.defined() ? omega + term : term;
           parts[name] = term.item<double>();
           loss += parts[name].get<double>();

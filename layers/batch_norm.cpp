@@ -1,5 +1,7 @@
 #include "layers/batch_norm.h"
 
+#include "core/ops.h"
+
 namespace tether::nn {
 
 BatchNorm2d::BatchNorm2d(const BatchNormOptions& o) : options(o) {
@@ -20,8 +22,12 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                "): expected input [N, ", options.channels, ", H, W], got ", shape_str(x.shape()));
   const bool batch_stats = training_ || !options.track_running_stats;
   if (training_ && options.track_running_stats) {
-    const int64_t n = num_batches_tracked.item<int64_t>();
-    num_batches_tracked.copy_(Tensor::scalar(static_cast<double>(n + 1), DType::i64));
+    if (num_batches_tracked.device().is_cpu()) {
+      const int64_t n = num_batches_tracked.item<int64_t>();
+      num_batches_tracked.copy_(Tensor::scalar(static_cast<double>(n + 1), DType::i64));
+    } else {  // on the device: reading the count back would stall the GPU at every layer (exact below 2^53)
+      num_batches_tracked.copy_(ops::add_scalar(ops::cast(num_batches_tracked, DType::f64), 1.0));
+    }
   }
   // Running statistics are read in eval mode and updated in training; without tracking,
   // batch statistics are used in both modes and nothing is updated.

@@ -48,7 +48,7 @@ double train_head(models::Model& model, const Tensor& reps, const Tensor& labels
         y.push_back(label_values[order[k]]);
       }
       const Tensor x = ops::cat(rows, 0);
-      const Tensor target = Tensor::from_vector(y, {b});
+      const Tensor target = Tensor::from_vector(y, {b}).to(x.device());
       sgd->zero_grad();
       const Tensor loss = cross_entropy((*head)(x), target);
       loss.backward();

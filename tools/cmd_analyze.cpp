@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "models/registry.h"
 #include "tools/commands.h"
+#include "tools/train/device.h"
 #include "tools/train/analysis.h"
 #include "tools/train/evaluate.h"
 #include "tools/train/trainer.h"
@@ -84,6 +85,8 @@ void run_analyze(const AnalyzeOptions& a) {
   bool head_loaded = false;
   // The fine-tuned model's head: --num-classes, else the file's (its own head size).
   const models::ModelPtr tuned = train::load_model_for_file(o.model, o.weights, o.num_classes, &head_loaded);
+  const Device device = train::setup_device(o.device, o.tf32);
+  tuned->to(device);
   std::vector<std::string> taps = a.taps.empty() ? tuned->default_taps() : a.taps;
   for (const auto& t : taps) {
     bool known = true;
@@ -107,6 +110,7 @@ void run_analyze(const AnalyzeOptions& a) {
   if (!a.r2_csv.empty()) {
     // The source model with its own head size (the taps are backbone outputs).
     const models::ModelPtr source = train::load_model_for_file(o.model, a.source, 0);
+    source->to(device);
     data::Loader loader(ds, pipeline, train::loader_options(o, false));
     const auto rows = train::feature_r2(*source, *tuned, taps, loader);
     train::write_r2_csv(a.r2_csv, rows);

@@ -37,7 +37,8 @@ namespace {
 struct DemoOptions {
   std::vector<std::string> methods{"none", "l2", "l2sp", "mars-pgm", "dtnh-l2sp", "ptr"};
   int64_t seeds = 3, per_class = 20, pretrain_epochs = 2, pretrain_per_class = 0, finetune_epochs = 20, threads = 0;
-  std::string cache_dir, out;
+  int64_t input_size = 32;  // 28×28 images resized; 224 runs the demo at ImageNet resolution (a GPU's job)
+  std::string cache_dir, out, device = "cpu", tf32 = "conv";
 };
 
 // Each method: how it sets the options of a fine-tuning run. L2-SP's coefficients are the
@@ -74,7 +75,8 @@ train::TrainOptions common_options(const DemoOptions& d) {
   train::TrainOptions o;
   o.model = "resnet18";
   o.data = "fashion-mnist";
-  o.input_size = 32;
+  o.input_size = d.input_size;
+  o.device = d.device, o.tf32 = d.tf32;
   o.augment = "none";  // 28×28 → 32×32, normalised: a deterministic input pipeline
   o.mean = {0.2860f, 0.2860f, 0.2860f};  // Fashion-MNIST's pixel mean and std
   o.std = {0.3530f, 0.3530f, 0.3530f};
@@ -264,6 +266,13 @@ void add_demo_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--finetune-epochs", d->finetune_epochs, "Fine-tuning epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", d->threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--input-size", d->input_size, "Input size the 28x28 images are resized to")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 1024));
+  cmd->add_option("--device", d->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_option("--tf32", d->tf32, "CUDA float32 math: conv (PyTorch's default), all, none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"conv", "all", "none"}));
   cmd->add_option("--cache-dir", d->cache_dir, "Where the source model is cached (default ~/.cache/tether)");
   cmd->add_option("--out", d->out, "Keep every fine-tuning run's directory under this folder");
   cmd->callback([d] { run_demo(*d); });

@@ -17,6 +17,7 @@
 #include "core/safetensors.h"
 #include "models/weights.h"
 #include "tools/commands.h"
+#include "tools/train/device.h"
 #include "tools/train/evaluate.h"
 #include "tools/train/trainer.h"
 
@@ -46,10 +47,11 @@ std::map<std::string, Tensor> source_head_tensors(const std::string& model_name,
 void run_eval(const EvalOptions& e) {
   const train::TrainOptions& o = e.t;
   if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  const Device device = train::setup_device(o.device, o.tf32);
   data::DatasetPtr ds = o.data == "fashion-mnist" ? data::fashion_mnist(e.split == "train" ? "train" : "test")
                                                   : data::image_folder_split(o.data, e.split);
   if (!o.classes.empty()) ds = data::class_subset(ds, o.classes);
-  data::Loader loader(ds, data::make_eval_pipeline(train::transform_options(o)), train::loader_options(o, false));
+  data::Loader loader(ds, data::make_eval_pipeline(train::transform_options(o)), train::pinned_for(train::loader_options(o, false), device));
   const std::string where = o.model + " on " + o.data + " (" + e.split + (o.ten_crop ? ", ten crops)" : ", centre crop)");
 
   models::ModelPtr model;
@@ -60,6 +62,7 @@ void run_eval(const EvalOptions& e) {
     const auto report = models::load_weights(*model, o.weights);
     TETHER_CHECK(report.head_loaded, "--weights '", o.weights, "' has no ", k, "-class head (", model->head_name(),
                  "); give --num-classes to match the file");
+    model->to(device);
   } else {
     const auto head = source_head_tensors(o.model, e.source_head);
     const int64_t k = head.begin()->second.size(0);
@@ -67,11 +70,13 @@ void run_eval(const EvalOptions& e) {
                  " has ", ds->num_classes(), ": give the source task's data");
     auto source = models::create_model(o.model, {k});
     models::load_weights(*source, e.source_head);
+    source->to(device);
     pretrained = train::evaluate(*source, loader);
     std::cout << where << ", the pretrained model " << e.source_head << ": " << train::format_eval(*pretrained) << "\n";
     model = models::create_model(o.model, {k});
     models::load_weights(*model, o.weights);     // the fine-tuned backbone (its own head has another task's shape)
     model->load_state_dict(head, /*strict=*/false);  // under the source head
+    model->to(device);
   }
 
   std::ofstream csv;

@@ -14,6 +14,7 @@
 #include "models/registry.h"
 #include "models/weights.h"
 #include "tools/commands.h"
+#include "tools/train/device.h"
 
 namespace tether::cli {
 
@@ -24,6 +25,7 @@ struct ForwardOptions {
   int64_t num_classes = 0;
   bool grads = false;
   int threads = 0;  // 0: OpenMP's default
+  std::string device = "cpu", tf32 = "conv";
 };
 
 struct Batch {
@@ -62,25 +64,27 @@ void run_forward(const ForwardOptions& opt) {
                 " (is --num-classes ", opt.num_classes, " the file's?)");
   }
 
+  const Device device = train::setup_device(opt.device, opt.tf32);
+  model->to(device);
   model->train(opt.mode == "train");
   model->apply([](const std::string&, nn::Module& m) {  // dropout and stochastic depth are always off
     if (dynamic_cast<nn::Dropout*>(&m) || dynamic_cast<nn::StochasticDepth*>(&m)) m.eval();
   });
   std::optional<NoGradGuard> no_grad;
   if (!opt.grads) no_grad.emplace();
-  Tensor x = batch.input;
-  if (opt.grads) x = batch.input.clone().set_requires_grad();
+  Tensor x = batch.input.to(device);
+  if (opt.grads) x = x.clone().set_requires_grad();
 
   Tensor logits = (*model)(x);
   std::map<std::string, Tensor> out = {{"logits", logits.detach()}};
   if (batch.target.defined()) {
-    Tensor loss = cross_entropy(logits, batch.target);
+    Tensor loss = cross_entropy(logits, batch.target.to(device));
     out["loss"] = loss.detach();
     if (opt.grads) {
       loss.backward();
       out["grad.input"] = x.grad();
       for (const auto& [name, p] : model->named_parameters())  // a parameter the loss does not reach: zeros
-        out["grad." + name] = p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), p.dtype());
+        out["grad." + name] = p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), p.dtype(), p.device());
     }
   }
   safetensors::save(opt.output, out,
@@ -112,6 +116,10 @@ void add_forward_command(CLI::App& app) {
       ->check(CLI::IsMember({"eval", "train"}));
   cmd->add_flag("--grads", opt->grads, "Also write grad.<param> for every parameter and grad.input (needs 'target')");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: OpenMP's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--device", opt->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_option("--tf32", opt->tf32, "CUDA float32 math: conv (PyTorch's default), all, none (strict float32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"conv", "all", "none"}));
   cmd->callback([opt] { run_forward(*opt); });
 }
 

@@ -122,8 +122,8 @@ void FeatureR2::add(const Tensor& images) {
   tuned_.eval();
   source_store_->clear();
   tuned_store_->clear();
-  source_(images);
-  tuned_(images);
+  source_(images.to(source_.device()));
+  tuned_(images.to(tuned_.device()));
   for (size_t j = 0; j < taps_.size(); ++j) {
     const auto xs = source_store_->find(taps_[j]), ys = tuned_store_->find(taps_[j]);
     TETHER_CHECK(xs != source_store_->end() && ys != tuned_store_->end(), "R²: tap '", taps_[j],

@@ -11,6 +11,7 @@
 #include "models/weights.h"
 #include "regularizers/attention.h"
 #include "regularizers/source_network.h"
+#include "tools/train/device.h"
 #include "tools/train/trainer.h"
 
 namespace tether::train {
@@ -26,6 +27,8 @@ void compute_attention(const TrainOptions& o, const AttentionSettings& a, std::o
   auto model = models::create_model(o.model, {k});
   models::load_weights(*model, o.weights);
   model->reset_head(k);  // step 1: a fresh head (PyTorch's default init, seeded)
+  const Device device = setup_device(o.device, o.tf32);
+  model->to(device);
   const std::vector<std::string> taps = o.taps.empty() ? model->default_taps() : o.taps;
   reg::check_tap_names(*model, taps);
 
@@ -35,15 +38,16 @@ void compute_attention(const TrainOptions& o, const AttentionSettings& a, std::o
   data::LoaderOptions lo = loader_options(o, false);
   lo.shuffle = true;
   lo.drop_last = false;
-  data::Loader loader(data.train, data::make_eval_pipeline(transform_options(o)), lo);
+  data::Loader loader(data.train, data::make_eval_pipeline(transform_options(o)), pinned_for(lo, device));
   loader.start_epoch(0);
   std::vector<Tensor> reps, labels;
   std::vector<std::pair<Tensor, Tensor>> measured;  // step 2's batches
   data::Batch batch;
   while (loader.next(batch)) {
-    reps.push_back(reg::representation(*model, batch.images));
-    labels.push_back(batch.labels);
-    if (static_cast<int64_t>(measured.size()) < a.batches) measured.emplace_back(batch.images, batch.labels);
+    const DeviceBatch b = to_device(batch, device);
+    reps.push_back(reg::representation(*model, b.images));
+    labels.push_back(b.labels);
+    if (static_cast<int64_t>(measured.size()) < a.batches) measured.emplace_back(b.images, b.labels);
   }
   TETHER_CHECK(!reps.empty(), "attention: the training set of ", o.data, " is empty");
   reg::HeadTrainingOptions head;

@@ -7,6 +7,7 @@
 #include "models/registry.h"
 #include "models/weights.h"
 #include "regularizers/fisher.h"
+#include "tools/train/device.h"
 #include "tools/train/trainer.h"
 
 namespace tether::train {
@@ -48,13 +49,15 @@ FisherRun compute_fisher_on_data(const TrainOptions& o, int64_t samples, const s
   const auto report = models::load_weights(*run.model, o.weights);
   TETHER_CHECK(report.head_loaded, "--weights '", o.weights, "' has no ", k, "-class head (", run.model->head_name(),
                "); give --num-classes to match the file");
+  const Device device = setup_device(o.device, o.tf32);
+  run.model->to(device);
 
   data::LoaderOptions lo = loader_options(o, false);
   lo.batch_size = 16;
   lo.shuffle = false;
   lo.drop_last = false;
   lo.on_bad_image = data::OnBadImage::error;  // exactly the first N images, or an error naming the file
-  data::Loader loader(ds, data::make_eval_pipeline(transform_options(o)), lo);
+  data::Loader loader(ds, data::make_eval_pipeline(transform_options(o)), pinned_for(lo, device));
 
   const auto start = std::chrono::steady_clock::now();
   reg::FisherAccumulator acc(*run.model, mode, o.seed);
@@ -62,7 +65,7 @@ FisherRun compute_fisher_on_data(const TrainOptions& o, int64_t samples, const s
   data::Batch batch;
   while (loader.next(batch)) {
     const auto labels = batch.labels.to_vector<int64_t>();
-    for (int64_t i = 0; i < batch.size(); ++i) acc.add(narrow(batch.images, 0, i, 1), labels[i]);
+    for (int64_t i = 0; i < batch.size(); ++i) acc.add(narrow(batch.images, 0, i, 1).to(device), labels[i]);
   }
   TETHER_CHECK(acc.samples() == samples, "fisher: the loader delivered ", acc.samples(), " of ", samples, " images");
   run.fisher = acc.result();

@@ -21,6 +21,8 @@ void* alloc_pinned(size_t nbytes) { return std::malloc(nbytes == 0 ? 1 : nbytes)
 void free_pinned(void* ptr) { std::free(ptr); }
 bool is_pinned(const void*) { return false; }
 void synchronize(int) { TETHER_FAIL(kNoCuda); }
+std::string describe_device(int) { TETHER_FAIL(kNoCuda); }
+std::string library_versions() { return ""; }
 MemoryStats memory_stats(int) { return {}; }
 void reset_peak(int) {}
 void empty_cache(int) {}

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "core/check.h"
+#include "core/cuda/backend.h"
 #include "core/device.h"
 #include "tools/commands.h"
 
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
               << "not compiled"
 #endif
               << ", GPUs visible: " << tether::cuda_device_count() << "\n";
+    if (tether::cuda_device_count() > 0) {
+      std::cout << tether::cuda::library_versions() << "\n";
+      for (int i = 0; i < tether::cuda_device_count(); ++i)
+        std::cout << "cuda:" << i << ": " << tether::cuda::describe_device(i) << "\n";
+    }
+    std::cout << "tf32 (--tf32): " << tether::tf32_mode() << "\n";
   });
 
   tether::cli::add_models_command(app);

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/device.h"
 
@@ -31,6 +32,11 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
 void* alloc_pinned(size_t nbytes);
 void free_pinned(void* ptr);
 bool is_pinned(const void* ptr);
+
+// "NVIDIA H100 80GB HBM3 (sm_90, 79.2 GiB)" for `tether info` and benchmark headers.
+std::string describe_device(int device_index);
+// "CUDA runtime 13.0, driver 13.0, cuBLAS 13.0.0, cuDNN 9.12.0" ("" without the back end).
+std::string library_versions();
 
 // Waits until all queued work of the device has finished (timings, benchmarks).
 void synchronize(int device_index);

@@ -2,6 +2,7 @@
 // bound to it, created on first use and kept for the life of the process (like PyTorch's
 // current-stream handles). Also the names of library status codes for error messages.
 #include <array>
+#include <cstdio>
 #include <mutex>
 
 #include "core/cuda/backend.h"
@@ -77,6 +78,31 @@ cudnnHandle_t cudnn(int index) {
 int device_of(const Tensor& t) {
   TETHER_CHECK(t.device().is_cuda(), "expected a CUDA tensor, got ", t.str());
   return t.device().index;
+}
+
+std::string describe_device(int device_index) {
+  cudaDeviceProp prop{};
+  TETHER_CHECK_CUDA(cudaGetDeviceProperties(&prop, device_index));
+  char buf[320];
+  std::snprintf(buf, sizeof buf, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
+                static_cast<double>(prop.totalGlobalMem) / (1 << 30));
+  return buf;
+}
+
+std::string library_versions() {
+  int runtime = 0, driver = 0, cublas_version = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  cublasGetProperty(MAJOR_VERSION, &cublas_version);
+  int cublas_minor = 0, cublas_patch = 0;
+  cublasGetProperty(MINOR_VERSION, &cublas_minor);
+  cublasGetProperty(PATCH_LEVEL, &cublas_patch);
+  const size_t cudnn_version = cudnnGetVersion();  // major*10000 + minor*100 + patch (cuDNN 9)
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "CUDA runtime %d.%d, driver %d.%d, cuBLAS %d.%d.%d, cuDNN %zu.%zu.%zu", runtime / 1000,
+                runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, cublas_version, cublas_minor, cublas_patch,
+                cudnn_version / 10000, cudnn_version % 10000 / 100, cudnn_version % 100);
+  return buf;
 }
 
 void synchronize(int device_index) { TETHER_CHECK_CUDA(cudaStreamSynchronize(stream(device_index))); }

@@ -176,7 +176,7 @@ void* alloc_pinned(size_t nbytes) {
   }
   void* ptr = nullptr;
   TETHER_CHECK_CUDA(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
-  pinned_blocks()[ptr] = PinnedBlock{size, nullptr, 0};
+  pinned_blocks()[ptr] = PinnedBlock{size, nullptr};
   return ptr;
 }
 

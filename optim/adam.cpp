@@ -17,12 +17,14 @@
 // kernels do. Rounding follows PyTorch's CPU kernels too, so f32 runs reproduce PyTorch's f32
 // arithmetic: `x.add_(y, alpha=a)` is fma(a, y, x) (vec::fmadd), `x.addcmul_(y, z, value=c)` is
 // fma(c * y, z, x), `x.addcdiv_(y, z, value=c)` is x + (c * y) / z; nothing else is fused
-// (fp-contract off below).
+// (fp-contract off below). On CUDA a whole group is one fused multi-tensor call with the same
+// formulas and rounding (optim/cuda/fused_adam.cu).
 #include <algorithm>
 #include <cmath>
 #include <experimental/simd>
 #include <type_traits>
 
+#include "optim/cuda/fused_updates.h"
 #include "optim/optimizer.h"
 
 #if defined(__clang__)
@@ -165,6 +167,22 @@ class Adam final : public Optimizer {
         });
       });
     });
+  }
+
+  void update_group(const std::vector<Pending>& params, double lr, double weight_decay) const override {
+    std::vector<cuda::AdamTensor> tensors;
+    tensors.reserve(params.size());
+    for (const Pending& x : params) {
+      ParamState& st = *x.state;
+      if (st.step == 0)  // lazy state initialization, as update()
+        for (size_t b = 0; b < buffer_names().size(); ++b)
+          st.buffers.push_back(Tensor::zeros(x.param.shape(), x.param.dtype(), x.param.device()));
+      ++st.step;
+      tensors.push_back(
+          {x.param, x.grad, st.buffers[0], st.buffers[1], opts_.amsgrad ? st.buffers[2] : Tensor(), st.step});
+    }
+    cuda::adam_update(tensors, {lr, weight_decay, opts_.beta1, opts_.beta2, opts_.eps, opts_.amsgrad,
+                                opts_.decoupled_weight_decay});
   }
 
   AdamOptions opts_;

@@ -11,6 +11,7 @@ namespace tether::optim {
 
 Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {
   std::set<std::string> seen;
+  const Tensor* first = nullptr;  // every parameter lives on this one's device
   for (const ParamGroup& group : groups_) {
     TETHER_CHECK(group.names.size() == group.params.size(), "parameter group '", group.name, "' has ",
                  group.params.size(), " parameters but ", group.names.size(), " names");
@@ -25,7 +26,9 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
       TETHER_CHECK(p.defined(), "parameter '", name, "' is undefined");
       TETHER_CHECK(is_floating(p.dtype()), "parameter '", name, "' is ", dtype_name(p.dtype()),
                    ", the optimizer updates f32/f64 tensors");
-      TETHER_CHECK(p.device().is_cpu(), "parameter '", name, "': optimizers run on CPU tensors only (not ported to CUDA yet)");
+      if (!first) first = &p;
+      TETHER_CHECK(p.device() == first->device(), "parameter '", name, "' is on ", p.device().str(),
+                   ", the optimizer's other parameters on ", first->device().str());
       TETHER_CHECK(p.is_contiguous(), "parameter '", name, "' is not contiguous");
     }
   }
@@ -44,12 +47,22 @@ void Optimizer::zero_grad() {
 }
 
 void Optimizer::step() {
-  for (size_t g = 0; g < groups_.size(); ++g)
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g].params.empty() && groups_[g].params.front().device().is_cuda()) {
+      std::vector<Pending> pending;
+      for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+        Tensor grad = grad_of(g, i);
+        if (grad.defined()) pending.push_back({groups_[g].params[i], std::move(grad), &state_[g][i]});
+      }
+      if (!pending.empty()) update_group(pending, group_lr(g), groups_[g].weight_decay);
+      continue;
+    }
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       const Tensor grad = grad_of(g, i);
       if (!grad.defined()) continue;  // PyTorch: `if p.grad is not None`
       update(groups_[g].params[i], grad, state_[g][i], group_lr(g), groups_[g].weight_decay);
     }
+  }
   ++steps_;
 }
 

@@ -4,8 +4,10 @@
 // An optimizer reads each parameter's .grad (undefined grad: the parameter is skipped and gets no
 // state, as in PyTorch) and updates the parameter in place, with raw loops that autograd never
 // sees. The learning rate of a group is base_lr * lr_mult; the schedule sets base_lr each
-// iteration through set_lr(). Parameters are contiguous f32 or f64 CPU tensors; each gradient
-// must have its parameter's shape and dtype.
+// iteration through set_lr(). Parameters are contiguous f32 or f64 tensors, all on one device;
+// each gradient must have its parameter's shape, dtype and device. On the CPU each parameter is
+// updated by its own loop; on a CUDA device one fused multi-tensor kernel updates a whole group
+// (optim/cuda/fused_updates.h) with the same formulas and rounding.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -33,7 +35,8 @@ class Optimizer {
   virtual ~Optimizer() = default;
 
   // One update from the current .grad of every parameter (those without one are skipped, as
-  // PyTorch's `if p.grad is not None`): update() per parameter, then the step count.
+  // PyTorch's `if p.grad is not None`): update() per parameter (CPU) or update_group() per group
+  // (CUDA), then the step count.
   void step();
   virtual std::string name() const = 0;  // "sgd", "adam", "adamw"
   void set_lr(double base_lr);       // checks base_lr >= 0
@@ -72,6 +75,13 @@ class Optimizer {
   // The optimizer's formula for one parameter, at the group's lr and weight decay.
   virtual void update(const Tensor& param, const Tensor& grad, ParamState& state, double lr,
                       double weight_decay) const = 0;
+  // The same formula for every parameter of a group that has a gradient, on a CUDA device: one
+  // fused multi-tensor call, the state created lazily as update() creates it.
+  struct Pending {
+    Tensor param, grad;
+    ParamState* state;
+  };
+  virtual void update_group(const std::vector<Pending>& params, double lr, double weight_decay) const = 0;
 
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]

@@ -12,9 +12,12 @@
 // Rounding follows PyTorch's CPU kernels too, so f32 runs reproduce PyTorch's f32 arithmetic:
 // scalars are rounded to the tensor's type first; `x.add_(y, alpha=a)` is one fused multiply-add
 // (ATen's add kernel: vec::fmadd(y, a, x)); nothing else is fused (fp-contract off below).
+// On CUDA a whole group is one fused multi-tensor call with the same formulas and rounding
+// (optim/cuda/fused_sgd.cu).
 #include <cmath>
 #include <type_traits>
 
+#include "optim/cuda/fused_updates.h"
 #include "optim/optimizer.h"
 
 #if defined(__clang__)
@@ -103,6 +106,20 @@ class SGD final : public Optimizer {
         });
       });
     });
+  }
+
+  void update_group(const std::vector<Pending>& params, double lr, double weight_decay) const override {
+    const bool momentum = opts_.momentum != 0;
+    std::vector<cuda::SgdTensor> tensors;
+    tensors.reserve(params.size());
+    for (const Pending& x : params) {
+      ParamState& st = *x.state;
+      const bool first = st.step == 0;
+      if (momentum && first) st.buffers = {Tensor::empty(x.param.shape(), x.param.dtype(), x.param.device())};
+      ++st.step;
+      tensors.push_back({x.param, x.grad, momentum ? st.buffers[0] : Tensor(), first});
+    }
+    cuda::sgd_update(tensors, {lr, weight_decay, opts_.momentum, opts_.dampening, opts_.nesterov});
   }
 
   SGDOptions opts_;

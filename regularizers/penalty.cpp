@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "regularizers/sp_kernels.h"
 
@@ -37,22 +39,31 @@ kernels::GradOut grad_out(const std::string& name, const Tensor& p, double k, Gr
   return {g, k, true};
 }
 
-// Σ over `set` of kernel(name, w, out) (a tensor's value), each tensor's gradient times k going
-// to its add_gradient destination.
-template <typename Kernel>
-double over_set(const nn::NamedTensors& set, double k, GradTarget* into, Kernel kernel) {
+// Σ over `set` of `kind`'s value, each tensor's centre and Fisher weights from operands(name, w)
+// (a pair; undefined: 0 and 1), each tensor's gradient times k going to its add_gradient
+// destination. One kernels::values call: CUDA tensors in one fused launch per kind.
+template <typename OperandsOf>
+double over_set(const nn::NamedTensors& set, double k, GradTarget* into, kernels::Kind kind, double eps,
+                OperandsOf operands) {
+  std::vector<kernels::Operands> items;
+  items.reserve(set.size());
+  for (const auto& [name, w] : set) {
+    auto [c, f] = operands(name, w);
+    items.push_back({w, c, f, grad_out(name, w, k, into)});
+  }
   double total = 0;
-  for (const auto& [name, w] : set) total += kernel(name, w, grad_out(name, w, k, into));
+  for (double value : kernels::values(kind, items, eps)) total += value;
   return total;
 }
+
+// No centre, no Fisher weights: the head's operands.
+std::pair<Tensor, Tensor> toward_zero(const std::string&, const Tensor&) { return {}; }
 
 // β/2 Σ_S̄ ‖w‖², the head part of every row but mars-sp, as "omega.head".
 void add_head_l2(const ParamSets& sets, double beta, double scale, GradTarget* into, Values& out) {
   if (beta == 0 || sets.head.empty()) return;
   const double k = 0.5 * beta * scale;
-  const double total = over_set(sets.head, k, into, [](const std::string&, const Tensor& v, const kernels::GradOut& g) {
-    return kernels::squared_distance(v, Tensor(), Tensor(), g);
-  });
+  const double total = over_set(sets.head, k, into, kernels::Kind::squared_distance, 0.0, toward_zero);
   out.emplace_back("omega.head", k * total);
 }
 
@@ -78,9 +89,10 @@ class L2Penalty : public Penalty {
     Values out;
     if (opts_.alpha != 0 && !sets_.inherited.empty()) {
       const double k = 0.5 * opts_.alpha * scale;
-      const double total = over_set(sets_.inherited, k, into, [&](const std::string& name, const Tensor& w, const kernels::GradOut& g) {
-        return kernels::squared_distance(w, toward_w0_ ? w0_of(sets_, name) : Tensor(), Tensor(), g);
-      });
+      const double total = over_set(sets_.inherited, k, into, kernels::Kind::squared_distance, 0.0,
+                                    [&](const std::string& name, const Tensor&) {
+                                      return std::pair{toward_w0_ ? w0_of(sets_, name) : Tensor(), Tensor()};
+                                    });
       out.emplace_back("omega.S", k * total);
     }
     add_head_l2(sets_, opts_.beta, scale, into, out);
@@ -147,13 +159,12 @@ class SpPenalty : public Penalty {
     const double eps = opts_.smooth_eps;
     if (opts_.alpha != 0 && !sets_.inherited.empty()) {
       const double k = (reg == "l2sp-fisher" ? 0.5 : 1.0) * opts_.alpha * scale;
-      const double total = over_set(sets_.inherited, k, into, [&](const std::string& name, const Tensor& w, const kernels::GradOut& g) {
-        const Tensor& w0 = w0_of(sets_, name);
-        if (reg == "l2sp-fisher") return kernels::squared_distance(w, w0, fisher_.at(name), g);
-        if (reg == "l1sp") return kernels::smooth_l1(w, w0, eps, g);
-        if (reg == "glsp") return kernels::group_lasso(w, w0, Tensor(), eps, g);
-        if (reg == "glsp-fisher") return kernels::group_lasso(w, w0, fisher_.at(name), eps, g);
-        return kernels::mars(w, w0, g);
+      const kernels::Kind kind = reg == "l2sp-fisher"                    ? kernels::Kind::squared_distance
+                                 : reg == "l1sp"                         ? kernels::Kind::smooth_l1
+                                 : reg == "glsp" || reg == "glsp-fisher" ? kernels::Kind::group_lasso
+                                                                         : kernels::Kind::mars;
+      const double total = over_set(sets_.inherited, k, into, kind, eps, [&](const std::string& name, const Tensor&) {
+        return std::pair{w0_of(sets_, name), needs_fisher(reg) ? fisher_.at(name) : Tensor()};
       });
       out.emplace_back("omega.S", k * total);
     }
@@ -161,9 +172,7 @@ class SpPenalty : public Penalty {
       add_head_l2(sets_, opts_.beta, scale, into, out);
     } else if (opts_.beta != 0 && !sets_.head.empty()) {
       const double k = opts_.beta * scale;
-      const double total = over_set(sets_.head, k, into, [](const std::string&, const Tensor& v, const kernels::GradOut& g) {
-        return kernels::mars(v, Tensor(), g);
-      });
+      const double total = over_set(sets_.head, k, into, kernels::Kind::mars, 0.0, toward_zero);
       out.emplace_back("omega.head", k * total);
     }
     return out;

@@ -29,7 +29,7 @@ using Values = std::vector<std::pair<std::string, double>>;
 
 // Where Penalty::add_gradient puts ∇Ω. Null: each parameter's .grad. Otherwise this map,
 // keyed by parameter name (e.g. DTNH, which needs g_Ω apart from g_J). Either way a buffer that
-// is defined is accumulated into (same shape and dtype, contiguous CPU); an undefined one (or
+// is defined is accumulated into (same shape, dtype and device, contiguous); an undefined one (or
 // a missing map entry) is created holding ∇Ω of that parameter (written once, no zero-fill).
 using GradTarget = std::map<std::string, Tensor>;
 
@@ -41,7 +41,8 @@ class Penalty {
   // as differentiable scalars (autograd). The reference the closed form is tested against.
   virtual Terms terms(double scale) const = 0;
   // The closed form (regularizers/sp_kernels.h): adds ∇Ω (coefficients and `scale` included)
-  // into .grad or `into`, in one fused pass per tensor, and returns the parts with the names and
+  // into .grad or `into`, in one fused pass per tensor (on CUDA: one multi-tensor launch per set
+  // and kind, regularizers/cuda/sp_fused.h), and returns the parts with the names and
   // values of terms(scale). The training loop uses this one. The default backpropagates
   // terms(scale) into .grad (for penalties without a closed form; `into` is then unsupported).
   virtual Values add_gradient(double scale, GradTarget* into = nullptr) const;

@@ -2,7 +2,9 @@
 // measure (the norm, or every row's L1 norm), and a second over the tensor or row only where the
 // constraint binds. Sums are accumulated in double, in an order fixed by the tensor's shape (the
 // Frobenius norm with sp_kernels' chunked kernel, row norms one row per thread), so any thread
-// count gives identical results; OpenMP splits large tensors.
+// count gives identical results; OpenMP splits large tensors. CUDA tensors go to the fused
+// multi-tensor kernels (regularizers/cuda/projection_fused.h): the hook projects all of them in
+// one or two launches, and the ratios measure all of them with one copy back.
 #include "regularizers/projection.h"
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <memory>
 
 #include "core/check.h"
+#include "regularizers/cuda/projection_fused.h"
 #include "regularizers/sp_kernels.h"
 
 namespace tether::reg {
@@ -38,14 +41,13 @@ void check_radius(double r, const char* flag) {
 }
 
 void check_tensor(const Tensor& w, const Tensor& center, const std::string& name) {
-  TETHER_CHECK(w.device().is_cpu(), "projection of '", name, "': only CPU tensors are supported");
   TETHER_CHECK(w.is_contiguous(), "projection of '", name, "': the parameter is not contiguous");
   TETHER_CHECK(w.dtype() == DType::f32 || w.dtype() == DType::f64, "projection of '", name,
                "': f32 or f64 expected, got ", dtype_name(w.dtype()));
   if (!center.defined()) return;
   TETHER_CHECK(center.shape() == w.shape() && center.dtype() == w.dtype() && center.is_contiguous() &&
-                   center.device().is_cpu(),
-               "projection of '", name, "': w0 does not match the parameter's shape/dtype");
+                   center.device() == w.device(),
+               "projection of '", name, "': w0 does not match the parameter's shape/dtype/device");
 }
 
 // The constrained tensors: S with its w0 when γ is finite, S̄ when γ_V is finite.
@@ -147,6 +149,39 @@ double rows_ratio(const Tensor& wt, const Tensor& center, double radius) {
   return worst / radius;
 }
 
+// max(0, largest row norm), as rows_ratio reduces it.
+double largest(const std::vector<double>& norms) {
+  double worst = 0;
+  for (double n : norms) worst = std::max(worst, n);
+  return worst;
+}
+
+// Every target's constraint ratio, in order: CPU tensors one by one, CUDA tensors in one fused
+// measurement with one copy back.
+std::vector<double> ratios(Kind kind, const std::vector<Target>& list) {
+  std::vector<double> out(list.size());
+  std::vector<size_t> on_device;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Target& t = list[i];
+    if (t.w.device().is_cuda()) on_device.push_back(i);
+    else out[i] = kind == Kind::l2 ? l2_ratio(t.w, t.center, t.radius) : row_l1_ratio(t.w, t.center, t.radius);
+  }
+  if (on_device.empty()) return out;
+  if (kind == Kind::l2) {
+    std::vector<kernels::Operands> items;
+    for (size_t i : on_device) items.push_back({list[i].w, list[i].center, Tensor(), {}});
+    const std::vector<double> squares = kernels::values(kernels::Kind::squared_distance, items);
+    for (size_t j = 0; j < on_device.size(); ++j)
+      out[on_device[j]] = std::sqrt(squares[j]) / list[on_device[j]].radius;
+  } else {
+    std::vector<cuda::Ball> balls;
+    for (size_t i : on_device) balls.push_back({list[i].w, list[i].center, list[i].radius});
+    const std::vector<std::vector<double>> norms = cuda::row_l1_norms(balls);
+    for (size_t j = 0; j < on_device.size(); ++j) out[on_device[j]] = largest(norms[j]) / list[on_device[j]].radius;
+  }
+  return out;
+}
+
 template <typename F>
 auto dispatch(const Tensor& w, F&& f) {
   if (w.dtype() == DType::f64) return f(double{});
@@ -164,12 +199,14 @@ const std::vector<std::string>& projection_names() {
 void project_l2_ball(const Tensor& w, const Tensor& center, double radius) {
   if (!std::isfinite(radius)) return;
   check_tensor(w, center, "tensor");
+  if (w.device().is_cuda()) return cuda::project_l2_balls({{w, center, radius}});
   dispatch(w, [&](auto t) { l2_project<decltype(t)>(w, center, radius); });
 }
 
 void project_row_l1_balls(const Tensor& w, const Tensor& center, double radius) {
   if (!std::isfinite(radius)) return;
   check_tensor(w, center, "tensor");
+  if (w.device().is_cuda()) return cuda::project_row_l1_balls({{w, center, radius}});
   dispatch(w, [&](auto t) { rows_project<decltype(t)>(w, center, radius); });
 }
 
@@ -180,11 +217,13 @@ double l2_ratio(const Tensor& w, const Tensor& center, double radius) {
 
 double row_l1_ratio(const Tensor& w, const Tensor& center, double radius) {
   check_tensor(w, center, "tensor");
+  if (w.device().is_cuda()) return largest(row_l1_norms(w, center)) / radius;
   return dispatch(w, [&](auto t) { return rows_ratio<decltype(t)>(w, center, radius); });
 }
 
 std::vector<double> row_l1_norms(const Tensor& w, const Tensor& center) {
   check_tensor(w, center, "tensor");
+  if (w.device().is_cuda()) return cuda::row_l1_norms({{w, center, 1.0}})[0];
   return dispatch(w, [&](auto e) {
     using T = decltype(e);
     const T* wd = w.data<T>();
@@ -201,15 +240,24 @@ std::optional<optim::Hook> make_projection(const ProjectionOptions& opts, const 
   const Kind kind = kind_of(opts.project);
   check_radius(opts.gamma, "--gamma");
   check_radius(opts.gamma_head, "--gamma-head");
-  // The list is built (and checked) once; each step only walks it.
-  auto list = std::make_shared<const std::vector<Target>>(targets(opts, sets));
-  return optim::Hook{opts.project, [kind, list] {
+  // The lists are built (and checked) once; each step only walks them. CUDA tensors are
+  // projected together, in one fused call.
+  auto list = std::make_shared<std::vector<Target>>();
+  auto on_device = std::make_shared<std::vector<cuda::Ball>>();
+  for (const Target& t : targets(opts, sets)) {
+    if (t.w.device().is_cuda()) on_device->push_back({t.w, t.center, t.radius});
+    else list->push_back(t);
+  }
+  return optim::Hook{opts.project, [kind, list, on_device] {
                        for (const Target& t : *list)
                          dispatch(t.w, [&](auto e) {
                            using T = decltype(e);
                            if (kind == Kind::l2) l2_project<T>(t.w, t.center, t.radius);
                            else rows_project<T>(t.w, t.center, t.radius);
                          });
+                       if (on_device->empty()) return;
+                       if (kind == Kind::l2) cuda::project_l2_balls(*on_device);
+                       else cuda::project_row_l1_balls(*on_device);
                      }};
 }
 
@@ -217,8 +265,7 @@ double max_constraint_ratio(const ProjectionOptions& opts, const ParamSets& sets
   if (opts.project == "none") return 0;
   const Kind kind = kind_of(opts.project);
   double worst = 0;
-  for (const Target& t : targets(opts, sets))
-    worst = std::max(worst, kind == Kind::l2 ? l2_ratio(t.w, t.center, t.radius) : row_l1_ratio(t.w, t.center, t.radius));
+  for (double ratio : ratios(kind, targets(opts, sets))) worst = std::max(worst, ratio);
   return worst;
 }
 

@@ -2,7 +2,8 @@
 // work: `sweep` visits a range of elements once, computing Δ (and F) per element, adding the
 // element's value to 8 running sums (independent chains, so the loop is not latency-bound; their
 // order is fixed, so results do not depend on threads) and writing k·∂V/∂x. Which of c, F and the
-// gradient exist are template parameters, so the loop has no branches per element.
+// gradient exist are template parameters, so the loop has no branches per element. CUDA tensors
+// go to the fused multi-tensor kernels (regularizers/cuda/sp_fused.h).
 #include "regularizers/sp_kernels.h"
 
 #include <omp.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "regularizers/cuda/sp_fused.h"
 
 namespace tether::reg::kernels {
 namespace {
@@ -137,9 +139,15 @@ double elementwise(const Tensor& x, const Tensor& c, const Tensor& f, const Grad
   });
 }
 
+// A CUDA tensor's kernel: the fused one on a list of one.
+double on_cuda(Kind kind, const Tensor& x, const Tensor& c, const Tensor& f, double eps, const GradOut& out) {
+  return cuda::sp_values(kind, {Operands{x, c, f, out}}, eps)[0];
+}
+
 }  // namespace
 
 double squared_distance(const Tensor& x, const Tensor& c, const Tensor& f, const GradOut& out) {
+  if (x.device().is_cuda()) return on_cuda(Kind::squared_distance, x, c, f, 0.0, out);
   return elementwise(x, c, f, out, [](double d, double fw, double& dv) {
     const double fd = fw * d;
     dv = 2.0 * fd;
@@ -148,6 +156,7 @@ double squared_distance(const Tensor& x, const Tensor& c, const Tensor& f, const
 }
 
 double smooth_l1(const Tensor& x, const Tensor& c, double eps, const GradOut& out) {
+  if (x.device().is_cuda()) return on_cuda(Kind::smooth_l1, x, c, Tensor(), eps, out);
   // In the tensor's type (f32 for training, as the autograd path); the sum is still double.
   return elementwise<true>(x, c, Tensor(), out, [eps](auto d, auto, auto& dv) {
     using C = decltype(d);
@@ -158,6 +167,7 @@ double smooth_l1(const Tensor& x, const Tensor& c, double eps, const GradOut& ou
 }
 
 double group_lasso(const Tensor& x, const Tensor& c, const Tensor& f, double eps, const GradOut& out) {
+  if (x.device().is_cuda()) return on_cuda(Kind::group_lasso, x, c, f, eps, out);
   const Rows rows = rows_of(x);
   const double sqrt_p = std::sqrt(static_cast<double>(rows.len)), eps2 = eps * eps;
   const int64_t per = rows_per_chunk(rows);
@@ -189,6 +199,7 @@ double group_lasso(const Tensor& x, const Tensor& c, const Tensor& f, double eps
 }
 
 double mars(const Tensor& x, const Tensor& c, const GradOut& out) {
+  if (x.device().is_cuda()) return on_cuda(Kind::mars, x, c, Tensor(), 0.0, out);
   const Rows rows = rows_of(x);
   if (rows.count == 0) return 0.0;
   const int64_t per = rows_per_chunk(rows), chunks = (rows.count + per - 1) / per;
@@ -227,6 +238,31 @@ double mars(const Tensor& x, const Tensor& c, const GradOut& out) {
       }
     return top;
   });
+}
+
+std::vector<double> values(Kind kind, const std::vector<Operands>& items, double eps) {
+  std::vector<double> out(items.size(), 0.0);
+  std::vector<Operands> on_device;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Operands& o = items[i];
+    if (o.x.device().is_cuda()) {
+      on_device.push_back(o);
+      where.push_back(i);
+      continue;
+    }
+    switch (kind) {
+      case Kind::squared_distance: out[i] = squared_distance(o.x, o.c, o.f, o.out); break;
+      case Kind::smooth_l1: out[i] = smooth_l1(o.x, o.c, eps, o.out); break;
+      case Kind::group_lasso: out[i] = group_lasso(o.x, o.c, o.f, eps, o.out); break;
+      case Kind::mars: out[i] = mars(o.x, o.c, o.out); break;
+    }
+  }
+  if (!on_device.empty()) {
+    const std::vector<double> v = cuda::sp_values(kind, on_device, eps);
+    for (size_t j = 0; j < where.size(); ++j) out[where[j]] = v[j];
+  }
+  return out;
 }
 
 }  // namespace tether::reg::kernels

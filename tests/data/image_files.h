@@ -1,4 +1,4 @@
-// Test fixtures for the data suite: a self-deleting temporary folder and writers for image
+// Test fixtures for the data suite: writers for image
 // files (PNG/JPEG/BMP by stb_image_write, PNM and 16-bit PNG by hand) and IDX files.
 #pragma once
 #include <stb_image_write.h>
@@ -15,34 +15,9 @@
 #include <vector>
 
 #include "data/image.h"
+#include "tests/tools/files.h"  // TempDir (one definition for the whole test binary)
 
 namespace tether::testing {
-
-// A fresh folder under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tether_data_XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& str() const { return path_; }
-  // path/`rel`, creating its parent folders.
-  std::string file(const std::string& rel) const {
-    const std::filesystem::path p = std::filesystem::path(path_) / rel;
-    std::filesystem::create_directories(p.parent_path());
-    return p.string();
-  }
-
- private:
-  std::string path_;
-};
 
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -22,10 +22,19 @@ class TempDir {
     TETHER_CHECK(mkdtemp(pattern) != nullptr, "cannot create a temporary folder");
     path_ = pattern;
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& str() const { return path_; }
+  // path/`name`, creating its parent folders.
+  std::string file(const std::string& name) const {
+    const std::filesystem::path p = std::filesystem::path(path_) / name;
+    std::filesystem::create_directories(p.parent_path());
+    return p.string();
+  }
 
  private:
   std::string path_;

@@ -89,7 +89,10 @@ void run_bench(const BenchOptions& o) {
   nlohmann::json result = {{"model", o.model},     {"batch", o.batch},    {"size", o.size},
                            {"threads", omp_get_max_threads()}, {"iters", o.iters}, {"framework", "tether"},
                            {"device", device.str()}};
-  if (device.is_cuda()) result["tf32"] = o.tf32;
+  if (device.is_cuda()) {
+    result["tf32"] = o.tf32;
+    result["gpu"] = cuda::describe_device(device.index);
+  }
   if (o.mode == "infer" || o.mode == "both") {
     model->eval();
     const double s = median_seconds(o.warmup, o.iters, device, [&] {
@@ -120,7 +123,7 @@ void run_bench(const BenchOptions& o) {
     return;
   }
   std::cout << o.model << " batch " << o.batch << " at " << o.size << "x" << o.size << " on " << device.str();
-  if (device.is_cuda()) std::cout << " (--tf32 " << o.tf32 << ")";
+  if (device.is_cuda()) std::cout << " (" << result["gpu"].get<std::string>() << ", --tf32 " << o.tf32 << ")";
   else std::cout << ", " << result["threads"].get<int>() << " threads";
   std::cout << ", median of " << o.iters << " after " << o.warmup << " warm-up\n";
   if (result.contains("train_img_s")) std::cout << "  train step: " << result["train_img_s"].get<double>() << " img/s\n";

@@ -15,7 +15,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   for (const Tensor& t : inputs) {
     TETHER_CHECK(t.dtype() == DType::f64 || !t.requires_grad(), "gradcheck: input ", t.str(), " must be f64");
     if (t.requires_grad()) {
-      TETHER_CHECK(t.is_contiguous() && t.device().is_cpu(), "gradcheck: inputs must be contiguous CPU tensors");
+      TETHER_CHECK(t.is_contiguous(), "gradcheck: inputs must be contiguous tensors");
       checked.push_back(t);
     }
   }
@@ -24,7 +24,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   // Analytic gradients of <v, f(x)>.
   Tensor y = f(inputs);
   Generator gen(options.seed);
-  Tensor v = Tensor::empty(y.shape(), DType::f64);
+  Tensor v = Tensor::empty(y.shape(), DType::f64, y.device());
   ops::normal_(v, 0.0, 1.0, gen);
   std::vector<Tensor> analytic = grad({y}, checked, {v}, /*retain_graph=*/false, /*allow_unused=*/true);
 
@@ -35,23 +35,25 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 
   GradcheckResult result;
   for (size_t k = 0; k < checked.size(); ++k) {
-    double* x = checked[k].data<double>();
+    const Tensor& input = checked[k];
+    const std::vector<double> x = input.to_vector<double>();
+    // Element j as a 0-d view, written in place on the input's device (CPU or CUDA).
+    auto set = [&](int64_t j, double value) { make_view(input, {}, {}, input.offset() + j).fill_(value); };
     std::vector<double> a = analytic[k].defined() ? analytic[k].to_vector<double>()
-                                                  : std::vector<double>(checked[k].numel(), 0.0);
-    for (int64_t j = 0; j < checked[k].numel(); ++j) {
-      const double saved_value = x[j];
-      x[j] = saved_value + options.eps;
+                                                  : std::vector<double>(input.numel(), 0.0);
+    for (int64_t j = 0; j < input.numel(); ++j) {
+      set(j, x[j] + options.eps);
       const double plus = projected();
-      x[j] = saved_value - options.eps;
+      set(j, x[j] - options.eps);
       const double minus = projected();
-      x[j] = saved_value;
+      set(j, x[j]);
       const double numeric = (plus - minus) / (2 * options.eps);
       const double err = std::abs(a[j] - numeric) / (options.atol + options.rtol * std::abs(numeric));
       if (!(err <= result.max_error)) {  // also catches NaN
         result.max_error = std::isnan(err) ? INFINITY : err;
         std::ostringstream os;
         os.precision(10);
-        os << "input " << k << " " << checked[k].str() << " element " << j << ": analytic " << a[j]
+        os << "input " << k << " " << input.str() << " element " << j << ": analytic " << a[j]
            << " vs numeric " << numeric;
         result.message = os.str();
       }

@@ -23,8 +23,8 @@ struct GradcheckResult {
   double max_error = 0;  // max over elements of |analytic - numeric| / (atol + rtol |numeric|)
 };
 
-// `inputs` must be f64 tensors; those with requires_grad are checked. `f` must be
-// deterministic (seed any randomness inside it).
+// `inputs` must be f64 tensors; those with requires_grad (contiguous, on the CPU or a GPU) are
+// checked. `f` must be deterministic (seed any randomness inside it).
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                           const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
 

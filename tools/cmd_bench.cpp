@@ -1,7 +1,11 @@
 // `tether bench`: training-step and inference throughput of a model (img/s, median of timed
 // runs after warm-up) and the process's peak resident memory, for comparison with
 // tools/bench_torch.py, which measures the same in PyTorch (tools/bench/run_model_bench.sh
-// runs both side by side).
+// runs both side by side on the CPU, tools/gpu-check.sh on a GPU).
+//
+// With --device cuda[:N] the model and the batch live on the GPU; every run ends with a
+// synchronisation before the timer stops, and the caching allocator's peak (reset after the
+// warm-up) gives the peak GPU memory of the timed steps (PyTorch: max_memory_allocated).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +17,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "core/cuda/backend.h"
 #include "layers/dropout.h"
 #include "models/registry.h"
 #include "tools/commands.h"
@@ -26,6 +31,8 @@ struct BenchOptions {
   int64_t batch = 16, size = 224, num_classes = 1000;
   int threads = 0, warmup = 2, iters = 10;
   std::string mode = "both";  // train | infer | both
+  std::string device = "cpu";  // cpu | cuda[:N]
+  std::string tf32 = "conv";   // conv | all | none (GPU float32 math, see core/device.h)
   bool json = false;
 };
 
@@ -35,23 +42,40 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
+// On a GPU each run waits for its kernels, and the allocator's peak restarts after warm-up.
 template <typename Step>
-double median_seconds(int warmup, int iters, Step step) {
-  for (int i = 0; i < warmup; ++i) step();
+double median_seconds(int warmup, int iters, Device device, Step step) {
+  auto run = [&] {
+    step();
+    if (device.is_cuda()) cuda::synchronize(device.index);
+  };
+  for (int i = 0; i < warmup; ++i) run();
+  if (device.is_cuda()) cuda::reset_peak(device.index);
   std::vector<double> times;
   for (int i = 0; i < iters; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    step();
+    run();
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
 
+// Peak bytes in tensors on the GPU since the last reset_peak, in MiB.
+double peak_gpu_mib(Device device) {
+  return static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
+}
+
 void run_bench(const BenchOptions& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
+  const Device device = Device::parse(o.device);
+  if (device.is_cuda())
+    TETHER_CHECK(device.index < cuda_device_count(), "bench: --device ", o.device, ": ", cuda_device_count(),
+                 " CUDA device(s) visible", cuda_available() ? "" : " (no GPU, or tether built without CUDA)");
+  set_tf32_mode(o.tf32);
   manual_seed(0);
   models::ModelPtr model = models::create_model(o.model, {.num_classes = o.num_classes});
+  model->to(device);
   Generator gen(1);
   Tensor x = Tensor::empty({o.batch, 3, o.size, o.size});
   ops::normal_(x, 0.0, 1.0, gen);
@@ -60,21 +84,29 @@ void run_bench(const BenchOptions& o) {
     int64_t* t = target.data<int64_t>();
     for (int64_t i = 0; i < o.batch; ++i) t[i] = static_cast<int64_t>(gen.next_below(o.num_classes));
   }
+  x = x.to(device);
+  target = target.to(device);
   nlohmann::json result = {{"model", o.model},     {"batch", o.batch},    {"size", o.size},
-                           {"threads", omp_get_max_threads()}, {"iters", o.iters}, {"framework", "tether"}};
+                           {"threads", omp_get_max_threads()}, {"iters", o.iters}, {"framework", "tether"},
+                           {"device", device.str()}};
+  if (device.is_cuda()) {
+    result["tf32"] = o.tf32;
+    result["gpu"] = cuda::describe_device(device.index);
+  }
   if (o.mode == "infer" || o.mode == "both") {
     model->eval();
-    const double s = median_seconds(o.warmup, o.iters, [&] {
+    const double s = median_seconds(o.warmup, o.iters, device, [&] {
       NoGradGuard no_grad;
       (*model)(x);
     });
     result["infer_img_s"] = static_cast<double>(o.batch) / s;
     result["infer_peak_rss_mb"] = peak_rss_mb();
+    if (device.is_cuda()) result["infer_peak_gpu_mib"] = peak_gpu_mib(device);
   }
   if (o.mode == "train" || o.mode == "both") {
     model->train();
     const std::vector<Tensor> params = model->parameters();
-    const double s = median_seconds(o.warmup, o.iters, [&] {
+    const double s = median_seconds(o.warmup, o.iters, device, [&] {
       model->zero_grad();
       Tensor loss = cross_entropy((*model)(x), target);
       loss.backward();
@@ -83,16 +115,23 @@ void run_bench(const BenchOptions& o) {
         if (p.grad().defined()) ops::axpy_(p, -1e-4, p.grad());
     });
     result["train_img_s"] = static_cast<double>(o.batch) / s;
+    if (device.is_cuda()) result["train_peak_gpu_mib"] = peak_gpu_mib(device);
   }
   result["peak_rss_mb"] = peak_rss_mb();
   if (o.json) {
     std::cout << result.dump() << "\n";
     return;
   }
-  std::cout << o.model << " batch " << o.batch << " at " << o.size << "x" << o.size << ", "
-            << result["threads"].get<int>() << " threads, median of " << o.iters << " after " << o.warmup << " warm-up\n";
+  std::cout << o.model << " batch " << o.batch << " at " << o.size << "x" << o.size << " on " << device.str();
+  if (device.is_cuda()) std::cout << " (" << result["gpu"].get<std::string>() << ", --tf32 " << o.tf32 << ")";
+  else std::cout << ", " << result["threads"].get<int>() << " threads";
+  std::cout << ", median of " << o.iters << " after " << o.warmup << " warm-up\n";
   if (result.contains("train_img_s")) std::cout << "  train step: " << result["train_img_s"].get<double>() << " img/s\n";
   if (result.contains("infer_img_s")) std::cout << "  inference:  " << result["infer_img_s"].get<double>() << " img/s\n";
+  if (result.contains("train_peak_gpu_mib"))
+    std::cout << "  peak GPU memory (train step): " << result["train_peak_gpu_mib"].get<double>() << " MiB\n";
+  if (result.contains("infer_peak_gpu_mib"))
+    std::cout << "  peak GPU memory (inference):  " << result["infer_peak_gpu_mib"].get<double>() << " MiB\n";
   std::cout << "  peak RSS:   " << result["peak_rss_mb"].get<double>() << " MB\n";
 }
 
@@ -110,10 +149,19 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--iters", o->iters, "timed runs (the median is reported)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--mode", o->mode, "train, infer or both")->check(CLI::IsMember({"train", "infer", "both"}))->capture_default_str();
   cmd->add_flag("--json", o->json, "one JSON line instead of text");
-  cmd->add_option("--device", [](const CLI::results_t& r) {
-    TETHER_CHECK(Device::parse(r[0]).is_cpu(), "bench: --device ", r[0], " is not available in this build's kernels yet");
-    return true;
-  }, "cpu (cuda arrives with the CUDA back end)");
+  cmd->add_option("--device", o->device, "cpu or cuda[:N]")
+      ->check([](const std::string& v) {
+        try {
+          Device::parse(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      })
+      ->capture_default_str();
+  cmd->add_option("--tf32", o->tf32, "GPU float32 math: conv (TF32 convolutions, PyTorch's default), all or none")
+      ->check(CLI::IsMember({"conv", "all", "none"}))
+      ->capture_default_str();
   cmd->callback([o] { run_bench(*o); });
 }
 

@@ -1,6 +1,7 @@
 // PyTorch parity tests: each tests/parity/ref_*.py script (run with Debian's torch through
-// /usr/bin/python3) writes inputs and PyTorch's results to a safetensors file; the C++ test
-// recomputes them with tether and compares with a stated tolerance.
+// /usr/bin/python3, or the interpreter named by $TETHER_PYTHON, as on a GPU machine whose
+// PyTorch lives elsewhere) writes inputs and PyTorch's results to a safetensors file; the C++
+// test recomputes them with tether and compares with a stated tolerance.
 //
 //   auto ref = tether::parity::reference("ref_elementwise.py");
 //   if (!ref) return;                       // torch absent: a visible SKIP message was printed
@@ -38,18 +39,29 @@ class Reference {
   safetensors::File file_;
 };
 
+// The interpreter that runs the reference scripts: $TETHER_PYTHON, else /usr/bin/python3.
+inline std::string python() {
+  const char* env = std::getenv("TETHER_PYTHON");
+  return env && *env ? env : "/usr/bin/python3";
+}
+
 inline bool torch_available() {
-  static const bool available = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+  static const bool available = [] {
+    std::string cmd = "'";
+    cmd += python();
+    cmd += "' -c 'import torch' >/dev/null 2>&1";
+    return std::system(cmd.c_str()) == 0;
+  }();
   return available;
 }
 
 // Runs tests/parity/<script> [args] once per test process (results are cached) and loads
-// its output. Returns nullopt, with a visible SKIP message, when /usr/bin/python3 has no torch.
+// its output. Returns nullopt, with a visible SKIP message, when python() has no torch.
 inline std::optional<Reference> reference(const std::string& script, const std::string& args = "") {
   static std::map<std::string, std::shared_ptr<Reference>> cache;
   if (!torch_available()) {
-    MESSAGE("SKIP parity " << script << ": /usr/bin/python3 cannot import torch (apt-get install python3-torch)");
-    std::cerr << "SKIP parity " << script << ": /usr/bin/python3 cannot import torch\n";
+    MESSAGE("SKIP parity " << script << ": " << python() << " cannot import torch (apt-get install python3-torch)");
+    std::cerr << "SKIP parity " << script << ": " << python() << " cannot import torch\n";
     return std::nullopt;
   }
   const std::string key = script + " " + args;
@@ -57,8 +69,8 @@ inline std::optional<Reference> reference(const std::string& script, const std::
   char dir[] = "/tmp/tether-parity-XXXXXX";
   TETHER_CHECK(mkdtemp(dir) != nullptr, "cannot create a temporary folder for parity references");
   const std::string out = std::string(dir) + "/" + script + ".safetensors";
-  const std::string cmd = "cd '" TETHER_SOURCE_DIR "/tests/parity' && OMP_NUM_THREADS=1 /usr/bin/python3 '" + script +
-                          "' '" + out + "' " + args;
+  const std::string cmd = "cd '" TETHER_SOURCE_DIR "/tests/parity' && OMP_NUM_THREADS=1 '" + python() + "' '" +
+                          script + "' '" + out + "' " + args;
   const int rc = std::system(cmd.c_str());
   TETHER_CHECK(rc == 0, "parity reference script failed (exit ", rc, "): ", cmd);
   auto ref = std::make_shared<Reference>(safetensors::load(out));

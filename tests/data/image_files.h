@@ -19,13 +19,13 @@
 
 namespace tether::testing {
 
-inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-inline std::vector<uint8_t> read_bytes(const std::string& path) {
+inline std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }

@@ -177,8 +177,8 @@ TEST_CASE("IDX: raw and gzip'd files round-trip; validation errors name the file
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 12);
   const std::vector<uint8_t> images = tether::testing::encode_idx({n, h, w}, pixels);
   const std::vector<uint8_t> labels = tether::testing::encode_idx({n}, {7, 0, 3});
-  tether::testing::write_bytes(dir.file("img.idx"), images);
-  tether::testing::write_bytes(dir.file("lab.idx"), labels);
+  tether::testing::write_file(dir.file("img.idx"), images);
+  tether::testing::write_file(dir.file("lab.idx"), labels);
   tether::testing::write_gzip(dir.file("img.idx.gz"), images);
   tether::testing::write_gzip(dir.file("lab.idx.gz"), labels);
   for (const char* ext : {"", ".gz"}) {
@@ -200,8 +200,8 @@ TEST_CASE("IDX: raw and gzip'd files round-trip; validation errors name the file
                          const std::string& what, int64_t k = 10) {
     const std::string ip = dir.file(gz ? "bad_img.gz" : "bad_img"), lp = dir.file("bad_lab");
     if (gz) tether::testing::write_gzip(ip, img_bytes);
-    else tether::testing::write_bytes(ip, img_bytes);
-    tether::testing::write_bytes(lp, lab_bytes);
+    else tether::testing::write_file(ip, img_bytes);
+    tether::testing::write_file(lp, lab_bytes);
     const std::string msg = error_of([&] { idx_dataset(ip, lp, k); });
     INFO(msg);
     CHECK(msg.find(what) != std::string::npos);
@@ -221,9 +221,9 @@ TEST_CASE("IDX: raw and gzip'd files round-trip; validation errors name the file
   check_error(images, labels, false, "out of range", 5);  // label 7 with 5 classes
   // A gzip file cut short (its own truncation, before the IDX checks)
   tether::testing::write_gzip(dir.file("whole.gz"), images);
-  std::vector<uint8_t> gz = tether::testing::read_bytes(dir.file("whole.gz"));
+  std::vector<uint8_t> gz = tether::testing::read_file(dir.file("whole.gz"));
   gz.resize(gz.size() - 12);
-  tether::testing::write_bytes(dir.file("cut.gz"), gz);
+  tether::testing::write_file(dir.file("cut.gz"), gz);
   CHECK(error_of([&] { idx_dataset(dir.file("cut.gz"), dir.str() + "/lab.idx"); }).find("cut.gz") != std::string::npos);
   CHECK(error_of([&] { idx_dataset(dir.str() + "/none.gz", dir.str() + "/lab.idx"); }).find("none.gz") !=
         std::string::npos);
@@ -233,7 +233,7 @@ TEST_CASE("IDX: TETHER_FASHION_MNIST overrides the folder") {
   TempDir dir;
   const std::vector<uint8_t> images = tether::testing::encode_idx({2, 1, 1}, {10, 20});
   tether::testing::write_gzip(dir.file("t10k-images-idx3-ubyte.gz"), images);
-  tether::testing::write_bytes(dir.file("t10k-labels-idx1-ubyte"), tether::testing::encode_idx({2}, {4, 5}));  // not gzip'd
+  tether::testing::write_file(dir.file("t10k-labels-idx1-ubyte"), tether::testing::encode_idx({2}, {4, 5}));  // not gzip'd
   ScopedEnv env("TETHER_FASHION_MNIST", dir.str());
   CHECK(fashion_mnist_dir() == dir.str());
   const auto ds = fashion_mnist("test");
@@ -284,8 +284,8 @@ TEST_CASE("datasets: concurrent loads equal serial loads") {
   for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
   std::vector<uint8_t> lab(40);
   for (int i = 0; i < 40; ++i) lab[i] = static_cast<uint8_t>(i % 10);
-  tether::testing::write_bytes(dir.file("i.idx"), tether::testing::encode_idx({40, 4, 4}, px));
-  tether::testing::write_bytes(dir.file("l.idx"), tether::testing::encode_idx({40}, lab));
+  tether::testing::write_file(dir.file("i.idx"), tether::testing::encode_idx({40, 4, 4}, px));
+  tether::testing::write_file(dir.file("l.idx"), tether::testing::encode_idx({40}, lab));
   for (const auto& ds : {image_folder(dir.str() + "/d"), idx_dataset(dir.file("i.idx"), dir.file("l.idx"))}) {
     std::vector<std::vector<float>> serial, parallel(ds->size());
     for (int64_t i = 0; i < ds->size(); ++i) serial.push_back(ds->load(i).pixels);

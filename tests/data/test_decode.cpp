@@ -162,9 +162,9 @@ TEST_CASE("decode: BMP and PNM exact") {
   const std::vector<uint8_t> rgb = tether::testing::test_pattern(w, h, 3), gray = tether::testing::test_pattern(w, h, 1);
   tether::testing::write_bmp(dir.file("a.bmp"), w, h, 3, rgb);
   CHECK(max_error(decode_image_file(dir.file("a.bmp")), rgb, w, h, 3) == 0.0f);
-  tether::testing::write_bytes(dir.file("a.ppm"), tether::testing::encode_pnm(w, h, 3, rgb));
+  tether::testing::write_file(dir.file("a.ppm"), tether::testing::encode_pnm(w, h, 3, rgb));
   CHECK(max_error(decode_image_file(dir.file("a.ppm")), rgb, w, h, 3) == 0.0f);
-  tether::testing::write_bytes(dir.file("a.pgm"), tether::testing::encode_pnm(w, h, 1, gray));
+  tether::testing::write_file(dir.file("a.pgm"), tether::testing::encode_pnm(w, h, 1, gray));
   const Image g = decode_image_file(dir.file("a.pgm"));
   CHECK(max_error(g, gray, w, h, 1) == 0.0f);
   CHECK(channels_equal(g));
@@ -262,12 +262,12 @@ TEST_CASE("decode: errors are DecodeErrors naming the file") {
   std::vector<uint8_t> noise(4096);
   Generator gen(5);
   for (auto& b : noise) b = static_cast<uint8_t>(gen.next_u32());
-  tether::testing::write_bytes(dir.file("noise.jpg"), noise);
+  tether::testing::write_file(dir.file("noise.jpg"), noise);
   check_decode_error(dir.file("noise.jpg"), "unknown image type");
   // random bytes behind a JPEG signature
   std::vector<uint8_t> fake = {0xFF, 0xD8, 0xFF, 0xE0};
   fake.insert(fake.end(), noise.begin(), noise.end());
-  tether::testing::write_bytes(dir.file("fake.jpg"), fake);
+  tether::testing::write_file(dir.file("fake.jpg"), fake);
   check_decode_error(dir.file("fake.jpg"));
   // truncated JPEG and PNG (the first half of a valid file)
   const int w = 64, h = 48;
@@ -276,16 +276,16 @@ TEST_CASE("decode: errors are DecodeErrors naming the file") {
   tether::testing::write_png(dir.file("whole.png"), w, h, 3, px);
   for (const char* name : {"whole.jpg", "whole.png"}) {
     CHECK_NOTHROW(decode_image_file(dir.file(name)));
-    std::vector<uint8_t> bytes = tether::testing::read_bytes(dir.file(name));
+    std::vector<uint8_t> bytes = tether::testing::read_file(dir.file(name));
     bytes.resize(bytes.size() / 2);
     const std::string cut = dir.file(std::string("half_") + name);
-    tether::testing::write_bytes(cut, bytes);
+    tether::testing::write_file(cut, bytes);
     check_decode_error(cut, name == std::string("whole.jpg") ? "truncated JPEG" : "");
   }
   // a text file named .png, an empty file, a missing file, a folder
   std::ofstream(dir.file("text.png")) << "this is not an image\n";
   check_decode_error(dir.file("text.png"), "unknown image type");
-  tether::testing::write_bytes(dir.file("empty.png"), {});
+  tether::testing::write_file(dir.file("empty.png"), {});
   check_decode_error(dir.file("empty.png"), "empty");
   check_decode_error(dir.str() + "/missing.jpg", "No such file");
   std::filesystem::create_directories(dir.file("folder.png"));

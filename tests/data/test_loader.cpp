@@ -401,7 +401,7 @@ TEST_CASE("loader: an ImageFolder with a corrupt file") {
     const std::string rel = std::string(i % 2 ? "c1/" : "c0/").append(std::to_string(i)).append(".png");
     tether::testing::write_png(dir.file(rel), 4, 4, 3, tether::testing::test_pattern(4, 4, 3, i));
   }
-  tether::testing::write_bytes(dir.file("c1/broken.png"), {0x89, 'P', 'N', 'G', 1, 2, 3});
+  tether::testing::write_file(dir.file("c1/broken.png"), {0x89, 'P', 'N', 'G', 1, 2, 3});
   auto ds = image_folder(dir.str());
   Loader loader(ds, Pipeline(), {.batch_size = 7, .drop_last = false, .workers = 2});
   StderrCapture capture;

@@ -74,6 +74,9 @@ void* alloc(int device_index, size_t nbytes) {
     cudaError_t status = cudaMalloc(&ptr, size);
     if (status == cudaErrorMemoryAllocation) {  // give the cache back and try once more
       cudaGetLastError();
+      // Cached blocks may still be in use by queued kernels (freed blocks are reused in stream
+      // order): let them finish before cudaFree.
+      synchronize(device_index);
       release_cached(device_index, p);
       status = cudaMalloc(&ptr, size);
     }
@@ -134,6 +137,7 @@ namespace {
 struct PinnedBlock {
   size_t size = 0;
   cudaEvent_t last_use = nullptr;  // recorded after each async copy that reads the block
+  int event_device = -1;           // the device last_use was created on (a stream's device must match)
 };
 std::mutex pinned_mutex;
 std::map<const void*, PinnedBlock>& pinned_blocks() {
@@ -204,6 +208,10 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
     synchronize(src_device.index);  // the source's queued writes land first
     TETHER_CHECK_CUDA(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes,
                                           stream(dst_device.index)));
+    // The copy runs on dst's stream but reads src's memory: once we return, the source may be
+    // freed to src's allocator (a temporary of ops::copy_) and rewritten by src's stream, which
+    // knows nothing of dst's. Wait for the copy.
+    synchronize(dst_device.index);
     return;
   }
   if (dst_device.is_cuda()) {  // host -> device
@@ -213,7 +221,17 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
     // by the DMA engine, so its block remembers the copy (free_pinned waits for it).
     std::lock_guard<std::mutex> lock(pinned_mutex);
     if (PinnedBlock* b = find_pinned(src, nbytes)) {
-      if (!b->last_use) TETHER_CHECK_CUDA(cudaEventCreateWithFlags(&b->last_use, cudaEventDisableTiming));
+      if (b->last_use && b->event_device != dst_device.index) {
+        // An event records only on streams of its own device: the old device's copies finish
+        // first, then the block gets an event of this device (stream() made it current).
+        TETHER_CHECK_CUDA(cudaEventSynchronize(b->last_use));
+        cudaEventDestroy(b->last_use);
+        b->last_use = nullptr;
+      }
+      if (!b->last_use) {
+        TETHER_CHECK_CUDA(cudaEventCreateWithFlags(&b->last_use, cudaEventDisableTiming));
+        b->event_device = dst_device.index;
+      }
       TETHER_CHECK_CUDA(cudaEventRecord(b->last_use, s));
     }
     return;

@@ -11,7 +11,7 @@
 #include "core/cuda/common.h"
 #include "core/cuda/elem_util.cuh"
 #include "core/cuda/kernels.h"
-#include "core/cuda/philox.cuh"
+#include "core/philox.h"
 
 namespace tether::cuda {
 
@@ -59,7 +59,7 @@ struct DropoutMap {
 template <typename T, typename Map>
 __global__ void fill_blocks_kernel(T* p, int64_t n, int64_t blocks, uint64_t seed, uint64_t first, Map map) {
   for (int64_t j = grid_thread(); j < blocks; j += grid_threads()) {
-    const PhiloxBlock b = philox4x32(seed, first + static_cast<uint64_t>(j), 0);
+    const PhiloxBlock b = philox_block(seed, first + static_cast<uint64_t>(j), 0);
     double v[4];
     map(b, v);
     for (int k = 0; k < 4 && 4 * j + k < n; ++k) p[4 * j + k] = static_cast<T>(v[k]);

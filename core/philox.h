@@ -1,9 +1,15 @@
-// Philox4x32-10 for host and device code: the block function of tether::philox4x32
-// (core/random.cpp), line for line, so CUDA random fills draw the CPU's exact words.
+// The Philox4x32-10 block function, written once for the host (core/random.cpp: tether::philox4x32)
+// and the GPU (core/cuda/random.cu), so CUDA random fills draw the CPU's exact words.
 #pragma once
 #include <cstdint>
 
-namespace tether::cuda {
+#ifdef __CUDACC__
+#define TETHER_HOST_DEVICE __host__ __device__
+#else
+#define TETHER_HOST_DEVICE
+#endif
+
+namespace tether {
 
 struct PhiloxBlock {
   uint32_t w[4];
@@ -11,7 +17,7 @@ struct PhiloxBlock {
 
 // The 4 random 32-bit words for (key, counter): ten rounds of multiply-xor-add on a 128-bit
 // counter under a 64-bit key (Salmon et al., SC'11).
-__host__ __device__ inline PhiloxBlock philox4x32(uint64_t key, uint64_t counter_lo, uint64_t counter_hi) {
+TETHER_HOST_DEVICE inline PhiloxBlock philox_block(uint64_t key, uint64_t counter_lo, uint64_t counter_hi) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
@@ -32,4 +38,4 @@ __host__ __device__ inline PhiloxBlock philox4x32(uint64_t key, uint64_t counter
   return {{c0, c1, c2, c3}};
 }
 
-}  // namespace tether::cuda
+}  // namespace tether

@@ -179,7 +179,8 @@ void* alloc_pinned(size_t nbytes) {
     return ptr;
   }
   void* ptr = nullptr;
-  TETHER_CHECK_CUDA(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
+  // Portable: pinned for every GPU, whichever device a loader thread happens to have current.
+  TETHER_CHECK_CUDA(cudaHostAlloc(&ptr, size, cudaHostAllocPortable));
   pinned_blocks()[ptr] = PinnedBlock{size, nullptr};
   return ptr;
 }

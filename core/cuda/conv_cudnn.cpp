@@ -149,6 +149,7 @@ struct Conv {
 struct Algo {
   int algo = 0;          // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
   size_t workspace = 0;  // bytes it needs
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // the math type it was timed with
 };
 
 // The search's workspace, from the caching allocator; none when that allocation fails.
@@ -182,7 +183,7 @@ template <typename Perf>
 Algo pick(const Conv& c, const std::vector<Perf>& perf, int returned, size_t limit) {
   for (int i = 0; i < returned; ++i)
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= limit)
-      return {static_cast<int>(perf[i].algo), perf[i].memory};
+      return {static_cast<int>(perf[i].algo), perf[i].memory, perf[i].mathType};
   TETHER_FAIL("conv2d: cuDNN has no ", c.direction_name(), " algorithm for input ", shape_str(c.x_shape),
               ", weight ", shape_str(c.w_shape), ", ", dtype_name(c.dtype), " (", returned, " tried",
               returned > 0 ? ", the fastest failed with " : "",
@@ -267,6 +268,11 @@ void cudnn_convolution(ConvDirection dir, int device, DType dtype, const Shape& 
   const Conv c(dir, device, dtype, math, x_shape, w_shape, ops::conv2d_output_shape(x_shape, w_shape, p), p, x, w,
                y);
   const Algo algo = algorithm(c);
+  // cuDNN picks the kernel from algorithm and math type together: run with the math type the
+  // search timed (as PyTorch does), except that strict fp32 (FMA) is never widened to TF32
+  // and nothing is narrowed to fp16 (ALLOW_CONVERSION).
+  if (math != CUDNN_FMA_MATH && algo.math != math && algo.math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+    TETHER_CHECK_CUDNN(cudnnSetConvolutionMathType(c.conv.d, algo.math));
   const Tensor workspace =
       algo.workspace > 0 ? Tensor::empty({static_cast<int64_t>(algo.workspace)}, DType::u8, Device::cuda(device))
                          : Tensor();

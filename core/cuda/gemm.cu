@@ -199,7 +199,9 @@ bool fold_batch_into_rows(const Tensor& t, const Shape& batch, int64_t& ld) {
   for (size_t i = 0; i + 1 < dims.size(); ++i)
     if (dims[i].second != dims[i + 1].first * dims[i + 1].second) return false;
   ld = dims.empty() ? t.size(-1) : dims.back().second;
-  return dims.size() <= 1 ? true : ld >= t.size(-1);
+  // Rows closer than a row's length overlap (a batch dim broadcast with stride 0 to [B, 1, K]
+  // has ld 0): not one matrix, so the caller takes the batched path.
+  return ld >= t.size(-1);
 }
 
 // The batch offsets of `t` when equally spaced (step in `step`); otherwise `t` becomes a

@@ -326,6 +326,9 @@ TEST_SUITE("ops") {
       TETHER_CHECK_CLOSE(ops::matmul(ap, randn({5, 3}, 16)), naive_matmul(ap, randn({5, 3}, 16)), 1e-12, 1e-12);
       Tensor ae = ops::expand(randn({1, 4, 5}, 17), {6, 4, 5});  // stride-0 batch
       TETHER_CHECK_CLOSE(ops::matmul(ae, randn({6, 5, 3}, 18)), naive_matmul(ae, randn({6, 5, 3}, 18)), 1e-12, 1e-12);
+      // A stride-0 batch of single rows cannot be folded into one GEMM (it once read past the end).
+      Tensor row = ops::expand(randn({1, 1, 5}, 23), {6, 1, 5});
+      TETHER_CHECK_CLOSE(ops::matmul(row, randn({5, 3}, 24)), naive_matmul(row, randn({5, 3}, 24)), 1e-12, 1e-12);
       // Many small products (one per thread) and a few large ones (Eigen's threads).
       Tensor sa = randn({64, 8, 7}, 19), sb = randn({64, 7, 9}, 20);
       TETHER_CHECK_CLOSE(ops::matmul(sa, sb), naive_matmul(sa, sb), 1e-12, 1e-12);

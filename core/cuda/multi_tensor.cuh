@@ -108,7 +108,8 @@ __global__ void __launch_bounds__(kThreads) multi_tensor_kernel(const __grid_con
 template <int Depth, typename Extra, typename Op>
 void launch(const std::vector<Item<Depth, Extra>>& items, cudaStream_t stream, const Op& op, const char* name) {
   using P = Pack<Depth, Extra>;
-  static_assert(sizeof(P) <= 32000, "multi-tensor pack exceeds the 32 KiB kernel-argument limit");
+  // The kernel's arguments are the pack and the op together (CUDA's limit: 32764 bytes).
+  static_assert(sizeof(P) + sizeof(Op) <= 32000, "multi-tensor pack and op exceed the 32 KiB kernel-argument limit");
   auto pack = std::make_unique<P>();  // ~25 KiB: off the host stack
   int64_t chunks = 0;
   auto flush = [&] {

@@ -1,9 +1,11 @@
 // Whole fine-tuning runs on the GPU against the same runs on the CPU (the fixture of the run
-// tests: resnet18 at 28 px, 30 steps from w0, every step logged). Strict float32 (--tf32 none),
-// so the two devices differ by float rounding only: the first steps' losses agree closely, the
-// paths then drift apart slowly (training is chaotic), and the methods' guarantees hold on the
-// GPU's own run (the projections' constraints, DTNH's angle relation). Without a GPU every case
-// says so and passes.
+// tests: resnet18 at 28 px, 30 steps from w0, every step logged). Strict float32 (--tf32 none)
+// and BN on running statistics (--bn eval: train-mode BN over batches of 6 amplifies rounding by
+// orders of magnitude within a few steps, in PyTorch too — see README, Testing), so the two
+// devices differ by float rounding only: the first steps' losses agree closely, the paths then
+// drift apart slowly, and the methods' guarantees hold on the GPU's own run (the projections'
+// constraints, DTNH's angle relation). Train-mode BN on the GPU is covered by the model tests.
+// Without a GPU every case says so and passes.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -23,6 +25,10 @@ bool have_gpu() {
 }
 
 const std::string kOnGpu = " --device cuda --tf32 none";
+const std::string kOnCpu = "";
+// BN on running statistics is less forgiving of the fixture's weak w0 (30 steps from scratch):
+// a smaller learning rate keeps every method finite for the 30 steps.
+const std::string kTraining = " --augment flip --lr 0.01 --momentum 0.9 --bn eval";
 
 // J at step k on both devices: close for the first steps, where rounding has not yet grown.
 void check_same_start(const Run& cpu, const Run& gpu, int steps, double rtol) {
@@ -51,8 +57,8 @@ TEST_SUITE("cuda") {
     };
     for (const auto& [name, flags] : methods) {
       CAPTURE(name);
-      const Run cpu = fine_tune(tmp, name + "-cpu", flags);
-      const Run gpu = fine_tune(tmp, name + "-cuda", flags + kOnGpu);
+      const Run cpu = fine_tune(tmp, name + "-cpu", flags + kOnCpu, kTraining);
+      const Run gpu = fine_tune(tmp, name + "-cuda", flags + kOnGpu, kTraining);
       check_same_start(cpu, gpu, 5, 1e-3);
       // Thirty steps later: the same neighbourhood of w0 (rounding only, no systematic drift).
       CHECK(std::abs(cpu.distance - gpu.distance) <= 0.05 * cpu.distance + 1e-6);
@@ -70,8 +76,8 @@ TEST_SUITE("cuda") {
     TempDir tmp;
     for (const std::string projection : {"l2-pgm --gamma 0.05 --gamma-head 0.5", "mars-pgm --gamma 0.2 --gamma-head 2"}) {
       CAPTURE(projection);
-      const Run gpu = fine_tune(tmp, projection.substr(0, 4), "--project " + projection + kOnGpu);
-      const Run cpu = fine_tune(tmp, projection.substr(0, 4) + "-cpu", "--project " + projection);
+      const Run gpu = fine_tune(tmp, projection.substr(0, 4), "--project " + projection + kOnGpu, kTraining);
+      const Run cpu = fine_tune(tmp, projection.substr(0, 4) + "-cpu", "--project " + projection + kOnCpu, kTraining);
       check_same_start(cpu, gpu, 3, 1e-3);
       for (const auto& rec : gpu.log) {
         REQUIRE(rec.contains("constraint"));
@@ -83,8 +89,8 @@ TEST_SUITE("cuda") {
   TEST_CASE("DTNH and PtR on the GPU: corrected steps are at 90 degrees; the same first steps as the CPU") {
     if (!have_gpu()) return;
     TempDir tmp;
-    const Run gpu = fine_tune(tmp, "dtnh", "--reg l2sp --alpha 60 --beta 0.01 --dtnh" + kOnGpu);
-    const Run cpu = fine_tune(tmp, "dtnh-cpu", "--reg l2sp --alpha 60 --beta 0.01 --dtnh");
+    const Run gpu = fine_tune(tmp, "dtnh", "--reg l2sp --alpha 60 --beta 0.01 --dtnh" + kOnGpu, kTraining);
+    const Run cpu = fine_tune(tmp, "dtnh-cpu", "--reg l2sp --alpha 60 --beta 0.01 --dtnh" + kOnCpu, kTraining);
     check_same_start(cpu, gpu, 3, 1e-3);
     int corrected = 0;
     for (const auto& rec : gpu.log)
@@ -93,8 +99,8 @@ TEST_SUITE("cuda") {
         CHECK(rec["dtnh.angle1"].get<double>() + rec["dtnh.angle2"].get<double>() == doctest::Approx(90.0).epsilon(1e-3));
       }
     CHECK(corrected > 0);
-    const Run ptr_gpu = fine_tune(tmp, "ptr", "--ptr --ptr-threshold inf" + kOnGpu);
-    const Run ptr_cpu = fine_tune(tmp, "ptr-cpu", "--ptr --ptr-threshold inf");
+    const Run ptr_gpu = fine_tune(tmp, "ptr", "--ptr --ptr-threshold inf" + kOnGpu, kTraining);
+    const Run ptr_cpu = fine_tune(tmp, "ptr-cpu", "--ptr --ptr-threshold inf" + kOnCpu, kTraining);
     check_same_start(ptr_cpu, ptr_gpu, 3, 1e-3);
     CHECK(ptr_gpu.log[0]["ptr.w"].get<double>() == doctest::Approx(ptr_cpu.log[0]["ptr.w"].get<double>()).epsilon(1e-3));
   }

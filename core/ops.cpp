@@ -3,6 +3,8 @@
 #include "core/ops.h"
 
 #include <cmath>
+#include <limits>
+#include <utility>
 
 #include "core/cpu/kernels.h"
 #ifdef TETHER_WITH_CUDA
@@ -83,6 +85,10 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   return TETHER_ON_DEVICE(x.device(), clamp, x, lo, hi);
 }
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y) {
+  const Shape& shape = x.defined() ? x.shape() : y.shape();
+  TETHER_CHECK(grad.shape() == shape, "unary_backward: grad ", shape_str(grad.shape()), " for input ", shape_str(shape));
+  TETHER_CHECK(x.defined() || (y.defined() && derivative_needs_only_output(op)),
+               "unary_backward: this op needs its input x");
   return TETHER_ON_DEVICE(grad.device(), unary_backward, op, grad, x, y);
 }
 Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi) {
@@ -100,13 +106,19 @@ void scale_(const Tensor& y, double s) { TETHER_ON_DEVICE(y.device(), scale_, y,
 Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return TETHER_ON_DEVICE(x.device(), sum, x, dims, keepdim);
 }
+// The sum scaled by 1/count on either device (NaN for an empty reduction).
 Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  return TETHER_ON_DEVICE(x.device(), mean, x, dims, keepdim);
+  Tensor s = sum(x, dims, keepdim);
+  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
+  scale_(s, count == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.0 / static_cast<double>(count));
+  return s;
 }
 Tensor amax(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
+  TETHER_CHECK(x.numel() > 0, "amax of an empty tensor");
   return TETHER_ON_DEVICE(x.device(), amax, x, dims, keepdim);
 }
 Tensor argmax(const Tensor& x, int dim, bool keepdim) {
+  TETHER_CHECK(x.numel() > 0, "argmax of an empty tensor");
   return TETHER_ON_DEVICE(x.device(), argmax, x, dim, keepdim);
 }
 Tensor sum_to(const Tensor& x, const Shape& shape) {
@@ -141,15 +153,32 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
   check_same_device(a, c, "gemm");
   TETHER_CHECK(a.dim() == 2 && b.dim() == 2 && c.dim() == 2, "gemm: expects 2-D tensors, got ",
                shape_str(a.shape()), ", ", shape_str(b.shape()), ", ", shape_str(c.shape()));
+  TETHER_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(), "gemm: dtypes differ (",
+               dtype_name(a.dtype()), ", ", dtype_name(b.dtype()), ", ", dtype_name(c.dtype()), ")");
+  const int64_t M = trans_a ? a.size(1) : a.size(0), K = trans_a ? a.size(0) : a.size(1);
+  const int64_t Kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
+  TETHER_CHECK(K == Kb && c.size(0) == M && c.size(1) == N, "gemm: op(a) is [", M, ", ", K, "], op(b) is [",
+               Kb, ", ", N, "], c is ", shape_str(c.shape()));
   TETHER_ON_DEVICE(a.device(), gemm, trans_a, trans_b, alpha, a, b, beta, c);
 }
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   check_same_device(a, b, "matmul");
   TETHER_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ");
+  TETHER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: operands must have at least 1 dim, got ",
+               shape_str(a.shape()), " and ", shape_str(b.shape()));
+  // The inner dims and the batch broadcast are checked by plan_matmul (core/matmul_plan.h).
   return TETHER_ON_DEVICE(a.device(), matmul, a, b, trans_a, trans_b);
 }
 
 // ---- convolution --------------------------------------------------------------------------
+namespace {
+void check_float_same(const Tensor& a, const Tensor& b, const char* op) {
+  TETHER_CHECK(is_floating(a.dtype()), op, ": expected f32/f64 tensors, got ", dtype_name(a.dtype()));
+  TETHER_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " and ",
+               dtype_name(b.dtype()), ")");
+}
+}  // namespace
+
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
   TETHER_CHECK(x.size() == 4, "conv2d: input must be [N, C, H, W], got ", shape_str(x));
   TETHER_CHECK(w.size() == 4, "conv2d: weight must be [O, C/groups, kh, kw], got ", shape_str(w));
@@ -174,17 +203,32 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   if (bias.defined())
     TETHER_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "conv2d: bias ", shape_str(bias.shape()),
                  " for ", w.size(0), " output channels");
+  check_float_same(x, w, "conv2d");
+  if (bias.defined()) check_float_same(x, bias, "conv2d (bias)");
   return TETHER_ON_DEVICE(x.device(), conv2d_forward, x, w, bias, p);
 }
 void conv2d_backward_data(const Tensor& grad_y, const Tensor& w, const Conv2dParams& p,
                           const Tensor& grad_x, bool accumulate) {
+  check_float_same(grad_y, w, "conv2d_backward_data");
+  check_float_same(grad_y, grad_x, "conv2d_backward_data");
+  TETHER_CHECK(grad_y.shape() == conv2d_output_shape(grad_x.shape(), w.shape(), p), "conv2d_backward_data: grad_y ",
+               shape_str(grad_y.shape()), " does not match input ", shape_str(grad_x.shape()), " and weight ",
+               shape_str(w.shape()));
   TETHER_ON_DEVICE(w.device(), conv2d_backward_data, grad_y, w, p, grad_x, accumulate);
 }
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dParams& p,
                             const Tensor& grad_w, bool accumulate) {
+  check_float_same(grad_y, x, "conv2d_backward_weight");
+  check_float_same(grad_y, grad_w, "conv2d_backward_weight");
+  TETHER_CHECK(grad_y.shape() == conv2d_output_shape(x.shape(), grad_w.shape(), p), "conv2d_backward_weight: grad_y ",
+               shape_str(grad_y.shape()), " does not match input ", shape_str(x.shape()), " and weight ",
+               shape_str(grad_w.shape()));
   TETHER_ON_DEVICE(x.device(), conv2d_backward_weight, grad_y, x, p, grad_w, accumulate);
 }
 void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) {
+  check_float_same(grad_y, grad_b, "conv2d_backward_bias");
+  TETHER_CHECK(grad_y.dim() == 4 && grad_b.dim() == 1 && grad_b.size(0) == grad_y.size(1),
+               "conv2d_backward_bias: grad_y ", shape_str(grad_y.shape()), " and grad_b ", shape_str(grad_b.shape()));
   TETHER_ON_DEVICE(grad_y.device(), conv2d_backward_bias, grad_y, grad_b, accumulate);
 }
 
@@ -208,35 +252,74 @@ Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
   }
   return out;
 }
+namespace {
+void check_nchw(const Tensor& t, const char* op, const char* what) {
+  TETHER_CHECK(t.dim() == 4, op, ": ", what, " must be [N, C, H, W], got ", shape_str(t.shape()));
+}
+// The pair (grad_y, grad_x) of a pooling backward: NCHW, same dtype, same N and C.
+void check_pool_backward(const Tensor& grad_y, const Tensor& grad_x, const char* op) {
+  check_nchw(grad_y, op, "grad_y");
+  check_nchw(grad_x, op, "grad_x");
+  TETHER_CHECK(grad_y.dtype() == grad_x.dtype(), op, ": grad_y is ", dtype_name(grad_y.dtype()), " but grad_x is ",
+               dtype_name(grad_x.dtype()));
+  TETHER_CHECK(grad_y.size(0) == grad_x.size(0) && grad_y.size(1) == grad_x.size(1), op, ": grad_y ",
+               shape_str(grad_y.shape()), " does not match grad_x ", shape_str(grad_x.shape()), " in N and C");
+}
+}  // namespace
+
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices) {
   pool2d_output_shape(x.shape(), p);
   return TETHER_ON_DEVICE(x.device(), max_pool2d_forward, x, p, indices);
 }
 void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tensor& grad_x, bool accumulate) {
+  check_pool_backward(grad_y, grad_x, "max_pool2d_backward");
+  TETHER_CHECK(indices.dtype() == DType::i64 && indices.shape() == grad_y.shape(),
+               "max_pool2d_backward: indices must be i64 of grad_y's shape ", shape_str(grad_y.shape()), ", got ",
+               indices.str());
   TETHER_ON_DEVICE(grad_y.device(), max_pool2d_backward, grad_y, indices, grad_x, accumulate);
 }
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
   pool2d_output_shape(x.shape(), p);
+  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d: dilation is not supported (got ",
+               p.dilation[0], "x", p.dilation[1], ")");
   return TETHER_ON_DEVICE(x.device(), avg_pool2d_forward, x, p);
 }
 void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tensor& grad_x, bool accumulate) {
+  check_pool_backward(grad_y, grad_x, "avg_pool2d_backward");
+  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d_backward: dilation is not supported");
+  const Shape expected = pool2d_output_shape(grad_x.shape(), p);
+  TETHER_CHECK(grad_y.shape() == expected, "avg_pool2d_backward: grad_y ", shape_str(grad_y.shape()),
+               " but pooling ", shape_str(grad_x.shape()), " gives ", shape_str(expected));
   TETHER_ON_DEVICE(grad_y.device(), avg_pool2d_backward, grad_y, p, grad_x, accumulate);
 }
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w) {
   TETHER_CHECK(x.dim() == 4 && out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: input ",
                shape_str(x.shape()), " to ", out_h, "x", out_w);
+  TETHER_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "adaptive_avg_pool2d: empty input plane in ", shape_str(x.shape()));
   return TETHER_ON_DEVICE(x.device(), adaptive_avg_pool2d_forward, x, out_h, out_w);
 }
 void adaptive_avg_pool2d_backward(const Tensor& grad_y, const Tensor& grad_x, bool accumulate) {
+  check_pool_backward(grad_y, grad_x, "adaptive_avg_pool2d_backward");
   TETHER_ON_DEVICE(grad_y.device(), adaptive_avg_pool2d_backward, grad_y, grad_x, accumulate);
 }
 
 // ---- batch norm ------------------------------------------------------------------------------
+namespace {
+void check_bn_input(const Tensor& x, const char* op) {
+  TETHER_CHECK(x.dim() == 2 || x.dim() == 4, op, ": input must be [N, C] or [N, C, H, W], got ", shape_str(x.shape()));
+}
+// A per-channel tensor (weight, statistics, their gradients): undefined, or float [C].
+void check_bn_channel(const Tensor& t, int64_t c, const char* op, const char* what) {
+  if (!t.defined()) return;
+  TETHER_CHECK(t.dim() == 1 && t.size(0) == c, op, ": ", what, " must be [", c, "], got ", shape_str(t.shape()));
+  TETHER_CHECK(is_floating(t.dtype()), op, ": ", what, " must be f32 or f64, got ", dtype_name(t.dtype()));
+}
+}  // namespace
+
 Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const Tensor& running_mean, const Tensor& running_var, bool training,
                           double momentum, double eps, Tensor* save_mean, Tensor* save_invstd) {
-  TETHER_CHECK(x.dim() == 2 || x.dim() == 4, "batch_norm: input must be [N, C] or [N, C, H, W], got ",
-               shape_str(x.shape()));
+  check_bn_input(x, "batch_norm");
   const int64_t c = x.size(1);
   for (const Tensor* t : {&weight, &bias, &running_mean, &running_var})
     if (t->defined())
@@ -249,6 +332,10 @@ Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     TETHER_CHECK(per_channel > 1, "batch_norm: expected more than 1 value per channel in training, got input ",
                  shape_str(x.shape()));
   }
+  for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"},
+                                 std::pair{&running_mean, "running_mean"}, std::pair{&running_var, "running_var"}})
+    check_bn_channel(*t, c, "batch_norm", what);
+  TETHER_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
   return TETHER_ON_DEVICE(x.device(), batch_norm_forward, x, weight, bias, running_mean, running_var,
                           training, momentum, eps, save_mean, save_invstd);
 }
@@ -256,17 +343,41 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& we
                          const Tensor& save_mean, const Tensor& save_invstd, bool training,
                          const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,
                          bool accumulate) {
+  check_bn_input(x, "batch_norm_backward");
+  const int64_t c = x.size(1);
+  TETHER_CHECK(grad_y.shape() == x.shape() && grad_y.dtype() == x.dtype(), "batch_norm_backward: grad_y ",
+               grad_y.str(), " for input ", x.str());
+  TETHER_CHECK(save_mean.defined() && save_invstd.defined(),
+               "batch_norm_backward: save_mean and save_invstd from the forward are required");
+  for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&save_mean, "save_mean"},
+                                 std::pair{&save_invstd, "save_invstd"}, std::pair{&grad_weight, "grad_weight"},
+                                 std::pair{&grad_bias, "grad_bias"}})
+    check_bn_channel(*t, c, "batch_norm_backward", what);
+  if (grad_x.defined())
+    TETHER_CHECK(grad_x.shape() == x.shape() && grad_x.dtype() == x.dtype(), "batch_norm_backward: grad_x ",
+                 grad_x.str(), " for input ", x.str());
   TETHER_ON_DEVICE(x.device(), batch_norm_backward, grad_y, x, weight, save_mean, save_invstd, training,
                    grad_x, grad_weight, grad_bias, accumulate);
 }
 
 // ---- softmax and losses -----------------------------------------------------------------------
+namespace {
+void check_softmax_backward(const char* op, const Tensor& grad_y, const Tensor& y, const Tensor& grad_x) {
+  TETHER_CHECK(grad_y.shape() == y.shape() && grad_x.shape() == y.shape(), op, ": grad_y ", grad_y.str(),
+               ", y ", y.str(), " and grad_x ", grad_x.str(), " must have the same shape");
+  TETHER_CHECK(grad_y.dtype() == y.dtype() && grad_x.dtype() == y.dtype(), op, ": dtypes differ: grad_y ",
+               grad_y.str(), ", y ", y.str(), ", grad_x ", grad_x.str());
+}
+}  // namespace
+
 Tensor softmax(const Tensor& x, int dim) { return TETHER_ON_DEVICE(x.device(), softmax, x, dim); }
 Tensor log_softmax(const Tensor& x, int dim) { return TETHER_ON_DEVICE(x.device(), log_softmax, x, dim); }
 void softmax_backward(const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x, bool accumulate) {
+  check_softmax_backward("softmax_backward", grad_y, y, grad_x);
   TETHER_ON_DEVICE(y.device(), softmax_backward, grad_y, y, dim, grad_x, accumulate);
 }
 void log_softmax_backward(const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x, bool accumulate) {
+  check_softmax_backward("log_softmax_backward", grad_y, y, grad_x);
   TETHER_ON_DEVICE(y.device(), log_softmax_backward, grad_y, y, dim, grad_x, accumulate);
 }
 Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double label_smoothing,
@@ -277,12 +388,28 @@ Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double 
   TETHER_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing ",
                label_smoothing, " outside [0, 1]");
   check_same_device(logits, target, "cross_entropy");
+  const int64_t k = logits.size(1);
+  TETHER_CHECK(k > 0, "cross_entropy: logits ", logits.str(), " have no classes");
   return TETHER_ON_DEVICE(logits.device(), cross_entropy_forward, logits, target, label_smoothing, reduction,
                           log_probs);
 }
 void cross_entropy_backward(const Tensor& grad_loss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction reduction, const Tensor& grad_logits,
                             bool accumulate) {
+  TETHER_CHECK(log_probs.dim() == 2, "cross_entropy_backward: log_probs must be [N, K], got ", log_probs.str());
+  const int64_t n = log_probs.size(0);
+  TETHER_CHECK(target.dtype() == DType::i64 && target.dim() == 1 && target.size(0) == n,
+               "cross_entropy_backward: target must be i64 [", n, "], got ", target.str());
+  TETHER_CHECK(grad_logits.shape() == log_probs.shape() && grad_logits.dtype() == log_probs.dtype(),
+               "cross_entropy_backward: grad_logits ", grad_logits.str(), " for log_probs ", log_probs.str());
+  TETHER_CHECK(grad_loss.dtype() == log_probs.dtype(), "cross_entropy_backward: grad_loss ", grad_loss.str(),
+               " and log_probs ", log_probs.str(), " have different dtypes");
+  if (reduction == Reduction::none)
+    TETHER_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == n, "cross_entropy_backward: reduction none needs grad_loss [",
+                 n, "], got ", grad_loss.str());
+  else
+    TETHER_CHECK(grad_loss.numel() == 1, "cross_entropy_backward: a reduced loss needs a scalar grad_loss, got ",
+                 grad_loss.str());
   TETHER_ON_DEVICE(log_probs.device(), cross_entropy_backward, grad_loss, log_probs, target, label_smoothing,
                    reduction, grad_logits, accumulate);
 }

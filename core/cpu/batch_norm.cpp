@@ -12,27 +12,11 @@
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/nn_geometry.h"
 
 namespace tether::cpu {
 
 namespace {
-
-// Layout of x as [N, C, HW] (HW = 1 for 2-D inputs).
-struct BnLayout {
-  int64_t n, c, hw;
-  int64_t count() const { return n * hw; }  // values per channel
-};
-
-BnLayout layout_of(const Tensor& x, const char* op) {
-  TETHER_CHECK(x.dim() == 2 || x.dim() == 4, op, ": input must be [N, C] or [N, C, H, W], got ", shape_str(x.shape()));
-  return {x.size(0), x.size(1), x.dim() == 4 ? x.size(2) * x.size(3) : 1};
-}
-
-void check_per_channel(const Tensor& t, int64_t c, const char* op, const char* what) {
-  if (!t.defined()) return;
-  TETHER_CHECK(t.dim() == 1 && t.size(0) == c, op, ": ", what, " must be [", c, "], got ", shape_str(t.shape()));
-  TETHER_CHECK(is_floating(t.dtype()), op, ": ", what, " must be f32 or f64, got ", dtype_name(t.dtype()));
-}
 
 // A per-channel tensor (any float dtype, any stride) as doubles; `fallback` when undefined.
 std::vector<double> read_channels(const Tensor& t, int64_t c, double fallback) {
@@ -69,16 +53,7 @@ Tensor channels_tensor(const std::vector<double>& v, DType dtype) {
 Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                           const Tensor& running_var, bool training, double momentum, double eps, Tensor* save_mean,
                           Tensor* save_invstd) {
-  const BnLayout L = layout_of(x, "batch_norm");
-  check_per_channel(weight, L.c, "batch_norm", "weight");
-  check_per_channel(bias, L.c, "batch_norm", "bias");
-  check_per_channel(running_mean, L.c, "batch_norm", "running_mean");
-  check_per_channel(running_var, L.c, "batch_norm", "running_var");
-  TETHER_CHECK(training || (running_mean.defined() && running_var.defined()),
-               "batch_norm: eval mode needs running_mean and running_var");
-  TETHER_CHECK(!training || L.count() > 1, "batch_norm: training needs more than 1 value per channel, got input ",
-               shape_str(x.shape()));
-  TETHER_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
+  const BnLayout L = bn_layout(x);  // the op front checks the arguments
 
   const int64_t M = L.count();
   const std::vector<double> w = read_channels(weight, L.c, 1.0), b = read_channels(bias, L.c, 0.0);
@@ -155,19 +130,7 @@ Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                          const Tensor& save_invstd, bool training, const Tensor& grad_x, const Tensor& grad_weight,
                          const Tensor& grad_bias, bool accumulate) {
-  const BnLayout L = layout_of(x, "batch_norm_backward");
-  TETHER_CHECK(grad_y.shape() == x.shape() && grad_y.dtype() == x.dtype(), "batch_norm_backward: grad_y ",
-               grad_y.str(), " for input ", x.str());
-  TETHER_CHECK(save_mean.defined() && save_invstd.defined(),
-               "batch_norm_backward: save_mean and save_invstd from the forward are required");
-  check_per_channel(weight, L.c, "batch_norm_backward", "weight");
-  check_per_channel(save_mean, L.c, "batch_norm_backward", "save_mean");
-  check_per_channel(save_invstd, L.c, "batch_norm_backward", "save_invstd");
-  check_per_channel(grad_weight, L.c, "batch_norm_backward", "grad_weight");
-  check_per_channel(grad_bias, L.c, "batch_norm_backward", "grad_bias");
-  if (grad_x.defined())
-    TETHER_CHECK(grad_x.shape() == x.shape() && grad_x.dtype() == x.dtype(), "batch_norm_backward: grad_x ",
-                 grad_x.str(), " for input ", x.str());
+  const BnLayout L = bn_layout(x);  // the op front checks the arguments
   if (!grad_x.defined() && !grad_weight.defined() && !grad_bias.defined()) return;
 
   const int64_t M = L.count();

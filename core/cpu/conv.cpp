@@ -651,13 +651,7 @@ void backward_weight_typed(const T* gy, const T* x, T* gw, const Geom& g, bool a
   }
 }
 
-// ---- tensor plumbing ----------------------------------------------------------------------------
-void check_float_same(const Tensor& a, const Tensor& b, const char* op) {
-  TETHER_CHECK(is_floating(a.dtype()), op, ": expected f32/f64 tensors, got ", dtype_name(a.dtype()));
-  TETHER_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " and ",
-               dtype_name(b.dtype()), ")");
-}
-
+// ---- tensor plumbing (the op front, core/ops.cpp, checks the arguments) ----------------------------
 // Runs fn(ptr, acc) on a contiguous buffer for `out`: `out` itself when contiguous, else a
 // temporary copied back afterwards (holding out's values first when accumulating).
 template <typename T, typename Fn>
@@ -671,8 +665,6 @@ void with_contiguous_output(const Tensor& out, bool accumulate, Fn&& fn) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p) {
-  check_float_same(x_in, w_in, "conv2d");
-  if (bias_in.defined()) check_float_same(x_in, bias_in, "conv2d (bias)");
   const Geom g = make_geom(x_in.shape(), w_in.shape(), p);
   Tensor y = Tensor::empty({g.N, g.O, g.OH, g.OW}, x_in.dtype());
   if (y.numel() == 0) return y;
@@ -698,12 +690,7 @@ void backward_into(const Tensor& out, bool accumulate, bool nothing_flows, Kerne
 
 void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2dParams& p, const Tensor& grad_x,
                           bool accumulate) {
-  check_float_same(grad_y, w_in, "conv2d_backward_data");
-  check_float_same(grad_y, grad_x, "conv2d_backward_data");
   const Geom g = make_geom(grad_x.shape(), w_in.shape(), p);
-  TETHER_CHECK(grad_y.shape() == (Shape{g.N, g.O, g.OH, g.OW}), "conv2d_backward_data: grad_y ",
-               shape_str(grad_y.shape()), " does not match input ", shape_str(grad_x.shape()), " and weight ",
-               shape_str(w_in.shape()));
   if (grad_x.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), w = ops::contiguous(w_in);
   dispatch_float(gy.dtype(), "conv2d_backward_data", [&](auto tag_) {
@@ -716,12 +703,7 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2d
 
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv2dParams& p, const Tensor& grad_w,
                             bool accumulate) {
-  check_float_same(grad_y, x_in, "conv2d_backward_weight");
-  check_float_same(grad_y, grad_w, "conv2d_backward_weight");
   const Geom g = make_geom(x_in.shape(), grad_w.shape(), p);
-  TETHER_CHECK(grad_y.shape() == (Shape{g.N, g.O, g.OH, g.OW}), "conv2d_backward_weight: grad_y ",
-               shape_str(grad_y.shape()), " does not match input ", shape_str(x_in.shape()), " and weight ",
-               shape_str(grad_w.shape()));
   if (grad_w.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), x = ops::contiguous(x_in);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto tag_) {
@@ -733,9 +715,6 @@ void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv
 }
 
 void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) {
-  check_float_same(grad_y, grad_b, "conv2d_backward_bias");
-  TETHER_CHECK(grad_y.dim() == 4 && grad_b.dim() == 1 && grad_b.size(0) == grad_y.size(1),
-               "conv2d_backward_bias: grad_y ", shape_str(grad_y.shape()), " and grad_b ", shape_str(grad_b.shape()));
   const Tensor gy = ops::contiguous(grad_y);
   const int64_t N = gy.size(0), O = gy.size(1), P = gy.size(2) * gy.size(3);
   dispatch_float(gy.dtype(), "conv2d_backward_bias", [&](auto tag_) {

@@ -1,71 +1,17 @@
 // Elementwise kernels: unary maps, broadcasting binary maps, their derivatives, axpy.
-// Each op is one small functor; the strided loop (core/cpu/strided.h) does the rest.
+// Each op is one small functor over the formulas of core/scalar_math.h; the strided loop
+// (core/cpu/strided.h) does the rest.
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/scalar_math.h"
 
 namespace tether::cpu {
 
 namespace {
-
-template <typename T>
-T apply_unary(Unary op, T x) {
-  switch (op) {
-    case Unary::neg: return -x;
-    case Unary::exp: return std::exp(x);
-    case Unary::log: return std::log(x);
-    case Unary::sqrt: return std::sqrt(x);
-    case Unary::abs: return std::abs(x);
-    case Unary::sign: return static_cast<T>((x > T(0)) - (x < T(0)));
-    case Unary::relu: return x > T(0) ? x : T(0);
-    case Unary::sigmoid: return T(1) / (T(1) + std::exp(-x));
-    case Unary::silu: return x / (T(1) + std::exp(-x));
-    case Unary::tanh: return std::tanh(x);
-    case Unary::square: return x * x;
-    case Unary::reciprocal: return T(1) / x;
-  }
-  return x;
-}
-
-// d f(x) / dx, given x and y = f(x).
-template <typename T>
-T unary_derivative(Unary op, T x, T y) {
-  switch (op) {
-    case Unary::neg: return T(-1);
-    case Unary::exp: return y;
-    case Unary::log: return T(1) / x;
-    case Unary::sqrt: return T(0.5) / y;
-    case Unary::abs: return static_cast<T>((x > T(0)) - (x < T(0)));  // 0 at the kink, as PyTorch
-    case Unary::sign: return T(0);
-    case Unary::relu: return y > T(0) ? T(1) : T(0);  // y > 0 exactly where x > 0
-    case Unary::sigmoid: return y * (T(1) - y);
-    case Unary::silu: {
-      const T s = T(1) / (T(1) + std::exp(-x));
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case Unary::tanh: return T(1) - y * y;
-    case Unary::square: return T(2) * x;
-    case Unary::reciprocal: return -y * y;
-  }
-  return T(0);
-}
-
-template <typename T>
-T apply_binary(Binary op, T a, T b) {
-  switch (op) {
-    case Binary::add: return a + b;
-    case Binary::sub: return a - b;
-    case Binary::mul: return a * b;
-    case Binary::div: return a / b;
-    case Binary::pow: return std::pow(a, b);
-    case Binary::maximum: return a > b || std::isnan(a) ? a : b;
-    case Binary::minimum: return a < b || std::isnan(a) ? a : b;
-  }
-  return a;
-}
 
 // out[i] = f(x[i]) over any strides of x; out is fresh and contiguous.
 template <typename T, typename F>
@@ -188,18 +134,15 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   return dispatch_float(x.dtype(), "clamp", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     const scalar_t l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
-    return map1<scalar_t>(x, [l, h](scalar_t v) { return std::isnan(v) ? v : (v < l ? l : (v > h ? h : v)); });
+    return map1<scalar_t>(x, [l, h](scalar_t v) { return clamp_value(v, l, h); });
   });
 }
 
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y) {
-  const Shape& shape = x.defined() ? x.shape() : y.shape();
-  TETHER_CHECK(grad.shape() == shape, "unary_backward: grad ", shape_str(grad.shape()), " for input ", shape_str(shape));
+  const Shape& shape = x.defined() ? x.shape() : y.shape();  // checked by the op front
   return dispatch_float(grad.dtype(), "unary_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     // x may be omitted for ops whose derivative needs only y (see ops::unary_backward).
-    TETHER_CHECK(x.defined() || (y.defined() && ops::derivative_needs_only_output(op)),
-                 "unary_backward: this op needs its input x");
     // The other operand is never read: each derivative reads x, or (those ops) y alone.
     const bool reads_y = ops::derivative_needs_only_output(op);
     Tensor g = ops::contiguous(grad);
@@ -232,7 +175,7 @@ Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi)
   return dispatch_float(x.dtype(), "clamp_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     const scalar_t l = static_cast<scalar_t>(lo), h = static_cast<scalar_t>(hi);
-    return map2<scalar_t>(grad, x, [l, h](scalar_t g, scalar_t v) { return v >= l && v <= h ? g : scalar_t(0); });
+    return map2<scalar_t>(grad, x, [l, h](scalar_t g, scalar_t v) { return clamp_grad(g, v, l, h); });
   });
 }
 

@@ -3,7 +3,8 @@
 //
 // Every operand is brought to one form, a row-major matrix with unit inner stride and any
 // leading stride, used as M or M^T: a view with unit stride in dim 0 (a transposed view) is
-// the transpose of such a matrix, so it costs only a flipped flag. Eigen spreads one product
+// the transpose of such a matrix, so it costs only a flipped flag (core/matmul_plan.h, with the
+// shapes and batch layout of matmul, shared with the CUDA back end). Eigen spreads one product
 // over the OpenMP threads by itself (and stays single-threaded inside a parallel region).
 
 // GCC 12 emits false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 packet code
@@ -25,46 +26,11 @@
 #include "core/cpu/gemm_raw.h"
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/matmul_plan.h"
 
 namespace tether::cpu {
 
 namespace {
-
-// A 2-D view as a row-major matrix `ptr[rows, cols]` (leading stride ld) used transposed or not.
-template <typename T>
-struct Mat {
-  T* ptr = nullptr;
-  int64_t rows = 0, cols = 0, ld = 0;
-  bool trans = false;  // the view is ptr^T
-};
-
-// How a view [r, c] with strides (s0, s1) maps onto a Mat; false when neither dim has unit
-// stride (or rows overlap), and the caller must copy.
-template <typename T>
-bool as_mat(T* ptr, int64_t r, int64_t c, int64_t s0, int64_t s1, Mat<T>& m) {
-  if (c <= 1 || s1 == 1) {  // row-major
-    const int64_t ld = r <= 1 ? std::max<int64_t>(c, 1) : s0;
-    if (ld < c) return false;
-    m = {ptr, r, c, ld, false};
-    return true;
-  }
-  if (r <= 1 || s0 == 1) {  // column-major: the transpose of a row-major [c, r]
-    const int64_t ld = s1;
-    if (ld < r) return false;
-    m = {ptr, c, r, ld, true};
-    return true;
-  }
-  return false;
-}
-
-template <typename T>
-Mat<T> operand(const Tensor& t, Tensor& keep) {
-  Mat<T> m;
-  if (as_mat<T>(t.data<T>(), t.size(0), t.size(1), t.stride(0), t.stride(1), m)) return m;
-  keep = ops::contiguous(t);
-  as_mat<T>(keep.data<T>(), t.size(0), t.size(1), keep.stride(0), keep.stride(1), m);
-  return m;
-}
 
 // C = alpha op(A) op(B) + beta C with A, B, C as Mats (op also folds in the Mats' own flags).
 template <typename T>
@@ -83,10 +49,7 @@ void gemm_mats(bool ta, bool tb, T alpha, const Mat<T>& a, const Mat<T>& b, T be
 template <typename T>
 void gemm_typed(bool ta, bool tb, double alpha, const Tensor& a, const Tensor& b, double beta,
                 const Tensor& c) {
-  const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1);
-  const int64_t Kb = tb ? b.size(1) : b.size(0), N = tb ? b.size(0) : b.size(1);
-  TETHER_CHECK(K == Kb && c.size(0) == M && c.size(1) == N, "gemm: op(a) is [", M, ", ", K, "], op(b) is [",
-               Kb, ", ", N, "], c is ", shape_str(c.shape()));
+  const int64_t M = c.size(0), N = c.size(1);  // op(a) op(b) has c's shape (checked by the op front)
   Tensor keep_a, keep_b;
   const Mat<T> ma = operand<T>(a, keep_a), mb = operand<T>(b, keep_b);
   Mat<T> mc;
@@ -101,75 +64,14 @@ void gemm_typed(bool ta, bool tb, double alpha, const Tensor& a, const Tensor& b
   ops::copy_(c, tmp);
 }
 
-// Element offsets of every batch entry of `t` (whose leading dims broadcast to `batch`).
-Shape batch_offsets(const Tensor& t, const Shape& batch) {
-  const int nb = static_cast<int>(batch.size());
-  const int lead = nb - (t.dim() - 2);
-  Shape strides(nb, 0);
-  for (int d = 0; d < t.dim() - 2; ++d)
-    if (t.size(d) != 1) strides[d + lead] = t.stride(d);
-  const int64_t count = shape_numel(batch);
-  Shape off(count, 0);
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t rem = i, o = 0;
-    for (int d = nb - 1; d >= 0; --d) {
-      o += (rem % batch[d]) * strides[d];
-      rem /= batch[d];
-    }
-    off[i] = o;
-  }
-  return off;
-}
-
-// When `t`'s batch dims (broadcast to `batch`) and its dim -2 merge into one dim, a batch of
-// [M, K] matrices is one [batch*M, K] matrix: returns true and that dim's stride in `ld`.
-bool fold_batch_into_rows(const Tensor& t, const Shape& batch, int64_t& ld) {
-  const int lead = static_cast<int>(batch.size()) - (t.dim() - 2);
-  std::vector<std::pair<int64_t, int64_t>> dims;  // (size, stride), outermost first, size > 1
-  for (size_t d = 0; d < batch.size(); ++d) {
-    if (batch[d] == 1) continue;
-    const int td = static_cast<int>(d) - lead;
-    if (td < 0 || t.size(td) != batch[d]) return false;  // broadcast along this dim
-    dims.push_back({batch[d], t.stride(td)});
-  }
-  if (t.size(-2) != 1) dims.push_back({t.size(-2), t.stride(-2)});
-  for (size_t i = 0; i + 1 < dims.size(); ++i)
-    if (dims[i].second != dims[i + 1].first * dims[i + 1].second) return false;
-  ld = dims.empty() ? t.size(-1) : dims.back().second;
-  // Rows closer than a row's length overlap (a batch dim broadcast with stride 0 to [B, 1, K]
-  // has ld 0): not one matrix, so the caller takes the batched path.
-  return ld >= t.size(-1);
-}
-
 template <typename T>
-Tensor matmul_typed(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
-  // NumPy: a 1-D left operand is a row [1, K], a 1-D right operand a column [K, 1]; the
-  // added dim is dropped from the result. Transpose flags only apply to matrices.
-  const bool a_vec = a_in.dim() == 1, b_vec = b_in.dim() == 1;
-  Tensor a = a_vec ? ops::unsqueeze(a_in, 0) : a_in;
-  Tensor b = b_vec ? ops::unsqueeze(b_in, 1) : b_in;
-  if (a_vec) ta = false;
-  if (b_vec) tb = false;
-  const int64_t M = ta ? a.size(-1) : a.size(-2), K = ta ? a.size(-2) : a.size(-1);
-  const int64_t Kb = tb ? b.size(-1) : b.size(-2), N = tb ? b.size(-2) : b.size(-1);
-  TETHER_CHECK(K == Kb, "matmul: inner dimensions differ: ", shape_str(a_in.shape()), (ta ? "^T" : ""), " x ",
-               shape_str(b_in.shape()), (tb ? "^T" : ""));
-  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
-                                       Shape(b.shape().begin(), b.shape().end() - 2));
-  Shape out_shape = batch;
-  out_shape.push_back(M);
-  out_shape.push_back(N);
-  Tensor out = Tensor::empty(out_shape, a.dtype());
-  const int64_t count = shape_numel(batch);
-
-  // Operands whose matrices are not row- or column-major (no unit stride, overlapping rows)
-  // are copied once.
-  auto needs_copy = [](const Tensor& t) {
-    Mat<T> m;
-    return !as_mat<T>(nullptr, t.size(-2), t.size(-1), t.stride(-2), t.stride(-1), m);
-  };
-  if (needs_copy(a)) a = ops::contiguous(a);
-  if (needs_copy(b)) b = ops::contiguous(b);
+Tensor matmul_typed(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
+  const MatmulPlan plan = plan_matmul(a_in, b_in, trans_a, trans_b);
+  const Tensor &a = plan.a, &b = plan.b;
+  const bool ta = plan.ta, tb = plan.tb;
+  const int64_t M = plan.M, N = plan.N, K = plan.K, count = plan.count;
+  const Shape& batch = plan.batch;
+  Tensor out = Tensor::empty(plan.out_shape, a.dtype());
 
   T* o = out.data<T>();
   if (count == 0 || M == 0 || N == 0) {
@@ -211,18 +113,13 @@ Tensor matmul_typed(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb) {
       }
     }
   }
-  Shape final_shape = batch;
-  if (!a_vec) final_shape.push_back(M);
-  if (!b_vec) final_shape.push_back(N);
-  return ops::view(out, final_shape);
+  return ops::view(out, plan.final_shape);
 }
 
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
           const Tensor& c) {
-  TETHER_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(), "gemm: dtypes differ (",
-               dtype_name(a.dtype()), ", ", dtype_name(b.dtype()), ", ", dtype_name(c.dtype()), ")");
   dispatch_float(a.dtype(), "gemm", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     gemm_typed<scalar_t>(trans_a, trans_b, alpha, a, b, beta, c);
@@ -230,8 +127,6 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
-  TETHER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: operands must have at least 1 dim, got ",
-               shape_str(a.shape()), " and ", shape_str(b.shape()));
   return dispatch_float(a.dtype(), "matmul", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     return matmul_typed<scalar_t>(a, b, trans_a, trans_b);

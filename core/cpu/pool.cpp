@@ -1,13 +1,16 @@
 // Pooling kernels on NCHW tensors: max_pool2d (with argmax indices), avg_pool2d and
 // adaptive_avg_pool2d, forward and backward. Every (n, c) plane is independent, so OpenMP
 // splits the N*C planes across threads and each plane is a plain nested loop. Window
-// bounds, divisors and tie/NaN rules follow PyTorch's CPU kernels exactly.
+// bounds, divisors and tie/NaN rules follow PyTorch's CPU kernels exactly (the window and bin
+// arithmetic is core/nn_geometry.h, shared with the CUDA kernels; the op front checks the
+// arguments).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/nn_geometry.h"
 
 namespace tether::cpu {
 
@@ -15,14 +18,6 @@ namespace {
 
 // Whole-plane work below this many elements (all planes together) stays on one thread.
 bool worth_parallel(int64_t elements, int64_t planes) { return planes > 1 && elements >= kParallelGrain; }
-
-struct Geometry {
-  int64_t planes, h, w, oh, ow;
-};
-
-void check_nchw(const Tensor& t, const char* op, const char* what) {
-  TETHER_CHECK(t.dim() == 4, op, ": ", what, " must be [N, C, H, W], got ", shape_str(t.shape()));
-}
 
 // Backward kernels write into the caller's tensor. When it is not contiguous they work in a
 // contiguous temporary and copy (or add) it back, so the kernels only ever see dense planes.
@@ -38,60 +33,18 @@ void write_into(const Tensor& out, bool accumulate, Compute&& compute) {
   else copy_(out, tmp);
 }
 
-// The output shape (ops::pool2d_output_shape) plus PyTorch's emptiness rule, which needs
-// floor division: that shape function divides a negative numerator rounding toward zero, so
-// with stride > 1 it would accept a window that does not fit (PyTorch: "output size is too
-// small"). With ceil_mode the last window may overhang by up to stride - 1, as in PyTorch.
-Shape pool_shape(const Shape& x, const Pool2dParams& p, const char* op) {
-  const Shape out = ops::pool2d_output_shape(x, p);
-  for (int i = 0; i < 2; ++i) {
-    const int64_t span = p.dilation[i] * (p.kernel[i] - 1) + 1;
-    const int64_t slack = p.ceil_mode ? p.stride[i] - 1 : 0;
-    TETHER_CHECK(x[2 + i] + 2 * p.padding[i] + slack >= span, op, ": window of ", span, " (kernel ", p.kernel[i],
-                 ", dilation ", p.dilation[i], ") larger than the padded input ", shape_str(x), " (padding ",
-                 p.padding[i], ", ceil_mode ", p.ceil_mode, "): the output would be empty");
-  }
-  return out;
-}
-
-// Checks the pair (grad_y, grad_x) of a backward kernel: same dtype, same N and C.
-void check_backward_pair(const Tensor& grad_y, const Tensor& grad_x, const char* op) {
-  check_nchw(grad_y, op, "grad_y");
-  check_nchw(grad_x, op, "grad_x");
-  TETHER_CHECK(grad_y.dtype() == grad_x.dtype(), op, ": grad_y is ", dtype_name(grad_y.dtype()), " but grad_x is ",
-               dtype_name(grad_x.dtype()));
-  TETHER_CHECK(grad_y.size(0) == grad_x.size(0) && grad_y.size(1) == grad_x.size(1), op, ": grad_y ",
-               shape_str(grad_y.shape()), " does not match grad_x ", shape_str(grad_x.shape()), " in N and C");
-}
-
-// PyTorch's average-pooling window for output position o along one axis: the clipped range
-// [begin, end) inside the input, and the window length counted inside the padded input
-// (the ceil_mode overhang past input + padding is not counted).
-struct AvgWindow {
-  int64_t begin, end, padded_len;
-};
-inline AvgWindow avg_window(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t size) {
-  const int64_t start = o * stride - pad;
-  const int64_t stop = std::min(start + kernel, size + pad);
-  return {std::max<int64_t>(start, 0), std::min(stop, size), stop - start};
-}
-
-// Adaptive bins: [floor(i*size/out), ceil((i+1)*size/out)).
-inline int64_t bin_start(int64_t i, int64_t size, int64_t out) { return (i * size) / out; }
-inline int64_t bin_end(int64_t i, int64_t size, int64_t out) { return ((i + 1) * size + out - 1) / out; }
-
 }  // namespace
 
 // ---- max pooling --------------------------------------------------------------------------
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices) {
-  const Shape out_shape = pool_shape(x.shape(), p, "max_pool2d");
+  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);  // checked by the op front
   return dispatch_float(x.dtype(), "max_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty(out_shape, x.dtype());
     // Indices only when asked for (inference skips them: less memory traffic).
     Tensor idx = indices ? Tensor::empty(out_shape, DType::i64) : Tensor();
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_shape[2], out_shape[3]};
+    const PoolGeometry g = pool_geometry(x.shape(), out_shape);
     const auto [kh, kw] = p.kernel;
     const auto [sh, sw] = p.stride;
     const auto [ph, pw] = p.padding;
@@ -137,14 +90,10 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
 }
 
 void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "max_pool2d_backward");
-  TETHER_CHECK(indices.dtype() == DType::i64 && indices.shape() == grad_y.shape(),
-               "max_pool2d_backward: indices must be i64 of grad_y's shape ", shape_str(grad_y.shape()), ", got ",
-               indices.str());
   dispatch_float(grad_y.dtype(), "max_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y), ic = ops::contiguous(indices);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     const int64_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       scalar_t* gxp = gx.data<scalar_t>();
@@ -173,14 +122,12 @@ void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tens
 
 // ---- average pooling ----------------------------------------------------------------------
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
-  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d: dilation is not supported (got ",
-               p.dilation[0], "x", p.dilation[1], ")");
-  const Shape out_shape = pool_shape(x.shape(), p, "avg_pool2d");
+  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);  // checked by the op front
   return dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty(out_shape, x.dtype());
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_shape[2], out_shape[3]};
+    const PoolGeometry g = pool_geometry(x.shape(), out_shape);
     const scalar_t* xp = xc.data<scalar_t>();
     scalar_t* yp = y.data<scalar_t>();
 #pragma omp parallel for schedule(static) if (worth_parallel(xc.numel(), g.planes))
@@ -209,15 +156,10 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
 }
 
 void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "avg_pool2d_backward");
-  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d_backward: dilation is not supported");
-  const Shape expected = pool_shape(grad_x.shape(), p, "avg_pool2d_backward");
-  TETHER_CHECK(grad_y.shape() == expected, "avg_pool2d_backward: grad_y ", shape_str(grad_y.shape()),
-               " but pooling ", shape_str(grad_x.shape()), " gives ", shape_str(expected));
   dispatch_float(grad_y.dtype(), "avg_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       scalar_t* gxp = gx.data<scalar_t>();
       const scalar_t* gyp = gy.data<scalar_t>();
@@ -245,14 +187,11 @@ void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tens
 
 // ---- adaptive average pooling ----------------------------------------------------------------
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w) {
-  check_nchw(x, "adaptive_avg_pool2d", "input");
-  TETHER_CHECK(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size ", out_h, "x", out_w, " must be positive");
-  TETHER_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "adaptive_avg_pool2d: empty input plane in ", shape_str(x.shape()));
   return dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+    const PoolGeometry g = pool_geometry(x.shape(), y.shape());
     const scalar_t* xp = xc.data<scalar_t>();
     scalar_t* yp = y.data<scalar_t>();
     if (out_h == 1 && out_w == 1) {  // global average pooling: one contiguous mean per plane
@@ -287,11 +226,10 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& grad_y, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "adaptive_avg_pool2d_backward");
   dispatch_float(grad_y.dtype(), "adaptive_avg_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       scalar_t* gxp = gx.data<scalar_t>();
       const scalar_t* gyp = gy.data<scalar_t>();

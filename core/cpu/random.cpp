@@ -5,6 +5,7 @@
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/random_fill.h"
 
 namespace tether::cpu {
 
@@ -14,11 +15,9 @@ namespace {
 // blocks, so the values do not depend on the number of threads.
 template <typename Map>
 void fill_blocks(const Tensor& t, Generator& gen, Map map) {
-  TETHER_CHECK(t.is_contiguous(), "random fill needs a contiguous tensor, got ", t.str());
-  const int64_t n = t.numel();
-  const int64_t blocks = (n + 3) / 4;
-  const uint64_t seed = gen.seed();
-  const uint64_t first = gen.advance_blocks(static_cast<uint64_t>(blocks));
+  const FillBlocks fb = reserve_fill_blocks(t, gen);
+  const int64_t n = fb.n, blocks = fb.blocks;
+  const uint64_t seed = fb.seed, first = fb.first;
   dispatch_float(t.dtype(), "random fill", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     scalar_t* p = t.data<scalar_t>();
@@ -33,10 +32,6 @@ void fill_blocks(const Tensor& t, Generator& gen, Map map) {
   });
 }
 
-constexpr double kTwoPow32Inv = 1.0 / 4294967296.0;
-// [0, 1) from one 32-bit word, and (0, 1] (never 0, so log() is finite).
-inline double unit(uint32_t w) { return static_cast<double>(w) * kTwoPow32Inv; }
-inline double unit_open0(uint32_t w) { return (static_cast<double>(w) + 1.0) * kTwoPow32Inv; }
 }  // namespace
 
 void uniform_(const Tensor& t, double lo, double hi, Generator& gen) {

@@ -1,5 +1,5 @@
-// Reductions over dimensions (sum, mean, amax, argmax) and whole-tensor scalars (sum, dot,
-// norm). Reduced dims are moved last and made contiguous, so every reduction is a row
+// Reductions over dimensions (sum, amax, argmax; mean is a scaled sum, in core/ops.cpp) and
+// whole-tensor scalars (sum, dot, norm). Reduced dims are moved last and made contiguous, so every reduction is a row
 // reduction over [outer, inner]. f32 accumulates in double for accuracy.
 #include <algorithm>
 #include <cmath>
@@ -7,6 +7,7 @@
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/shapes.h"
 
 namespace tether::cpu {
 
@@ -18,23 +19,17 @@ struct RowLayout {
   int64_t outer = 1, inner = 1;
 };
 
-RowLayout to_rows(const Tensor& x, std::vector<int> dims, bool keepdim) {
-  std::vector<bool> reduced(x.dim(), dims.empty());
-  for (int d : dims) reduced[x.wrap_dim(d)] = true;
+RowLayout to_rows(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
+  const ReducedDims rd = reduced_dims(x, dims, keepdim);
+  const std::vector<bool>& reduced = rd.reduced;
   std::vector<int> order;
   RowLayout r;
+  r.out_shape = rd.out_shape;
   for (int d = 0; d < x.dim(); ++d)
     if (!reduced[d]) {
       order.push_back(d);
       r.outer *= x.size(d);
-      r.out_shape.push_back(x.size(d));
-    } else if (keepdim) {
-      r.out_shape.push_back(1);
     }
-  if (keepdim) {  // kept dims were pushed in order; rebuild to respect positions
-    r.out_shape.clear();
-    for (int d = 0; d < x.dim(); ++d) r.out_shape.push_back(reduced[d] ? 1 : x.size(d));
-  }
   for (int d = 0; d < x.dim(); ++d)
     if (reduced[d]) {
       order.push_back(d);
@@ -69,15 +64,7 @@ Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   });
 }
 
-Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  Tensor s = sum(x, dims, keepdim);
-  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
-  scale_(s, count == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.0 / static_cast<double>(count));
-  return s;
-}
-
 Tensor amax(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  TETHER_CHECK(x.numel() > 0, "amax of an empty tensor");
   return dispatch_float(x.dtype(), "amax", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     RowLayout r = to_rows(x, dims, keepdim);
@@ -97,7 +84,6 @@ Tensor amax(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int dim, bool keepdim) {
-  TETHER_CHECK(x.numel() > 0, "argmax of an empty tensor");
   return dispatch_float(x.dtype(), "argmax", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     RowLayout r = to_rows(x, {dim}, keepdim);

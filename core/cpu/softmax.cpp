@@ -22,6 +22,7 @@
 
 #include "core/cpu/kernels.h"
 #include "core/cpu/strided.h"
+#include "core/shapes.h"
 
 namespace tether::cpu {
 
@@ -29,25 +30,6 @@ namespace {
 
 using acc_t = double;
 constexpr int64_t kColumns = 64;  // columns per work item when softmax runs over a non-last dim
-
-struct DimLayout {
-  int64_t outer = 1, len = 1, inner = 1;
-};
-
-// [outer, len, inner] around `dim`. A 0-d tensor is treated as [1] (dim 0 or -1), as in PyTorch.
-DimLayout dim_layout(const Tensor& t, int dim, const char* op) {
-  DimLayout l;
-  if (t.dim() == 0) {
-    TETHER_CHECK(dim == 0 || dim == -1, op, ": dimension ", dim, " out of range for a 0-d tensor");
-    return l;
-  }
-  TETHER_CHECK(dim >= -t.dim() && dim < t.dim(), op, ": dimension ", dim, " out of range for ", t.str());
-  const int d = t.wrap_dim(dim);
-  for (int i = 0; i < d; ++i) l.outer *= t.size(i);
-  l.len = t.size(d);
-  for (int i = d + 1; i < t.dim(); ++i) l.inner *= t.size(i);
-  return l;
-}
 
 // Calls item(o, c0, width) for every row (inner == 1: c0 = 0, width = 1) or column block of
 // every outer slab, in parallel when there is enough work.
@@ -136,15 +118,6 @@ Tensor softmax_forward(const Tensor& x, int dim, bool log) {
   });
 }
 
-// Checks the operands of a softmax backward and returns the layout of `dim`.
-DimLayout check_backward(const char* op, const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x) {
-  TETHER_CHECK(grad_y.shape() == y.shape() && grad_x.shape() == y.shape(), op, ": grad_y ", grad_y.str(),
-               ", y ", y.str(), " and grad_x ", grad_x.str(), " must have the same shape");
-  TETHER_CHECK(grad_y.dtype() == y.dtype() && grad_x.dtype() == y.dtype(), op, ": dtypes differ: grad_y ",
-               grad_y.str(), ", y ", y.str(), ", grad_x ", grad_x.str());
-  return dim_layout(y, dim, op);
-}
-
 // Runs `compute(out, accumulate)` on grad_x's memory when it is contiguous, else on a
 // contiguous temporary that is then copied (or added) into grad_x.
 template <typename T, typename Fn>
@@ -204,7 +177,7 @@ void softmax_backward_columns(const T* gy, const T* y, T* gx, int64_t len, int64
 void softmax_backward_impl(const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x,
                            bool accumulate, bool log) {
   const char* op = log ? "log_softmax_backward" : "softmax_backward";
-  const DimLayout l = check_backward(op, grad_y, y, dim, grad_x);
+  const DimLayout l = dim_layout(y, dim, op);  // the op front checks shapes and dtypes
   if (y.numel() == 0) return;
   dispatch_float(y.dtype(), op, [&](auto tag_) {
     using scalar_t = decltype(tag_);
@@ -247,7 +220,6 @@ void log_softmax_backward(const Tensor& grad_y, const Tensor& y, int dim, const 
 Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double label_smoothing,
                              Reduction reduction, Tensor* log_probs) {
   const int64_t n = logits.size(0), k = logits.size(1);
-  TETHER_CHECK(k > 0, "cross_entropy: logits ", logits.str(), " have no classes");
   Tensor tc = ops::contiguous(target);
   check_targets(tc, k, "cross_entropy");
   return dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag_) {
@@ -306,20 +278,7 @@ Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double 
 void cross_entropy_backward(const Tensor& grad_loss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction reduction, const Tensor& grad_logits,
                             bool accumulate) {
-  TETHER_CHECK(log_probs.dim() == 2, "cross_entropy_backward: log_probs must be [N, K], got ", log_probs.str());
-  const int64_t n = log_probs.size(0), k = log_probs.size(1);
-  TETHER_CHECK(target.dtype() == DType::i64 && target.dim() == 1 && target.size(0) == n,
-               "cross_entropy_backward: target must be i64 [", n, "], got ", target.str());
-  TETHER_CHECK(grad_logits.shape() == log_probs.shape() && grad_logits.dtype() == log_probs.dtype(),
-               "cross_entropy_backward: grad_logits ", grad_logits.str(), " for log_probs ", log_probs.str());
-  TETHER_CHECK(grad_loss.dtype() == log_probs.dtype(), "cross_entropy_backward: grad_loss ", grad_loss.str(),
-               " and log_probs ", log_probs.str(), " have different dtypes");
-  if (reduction == Reduction::none)
-    TETHER_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == n, "cross_entropy_backward: reduction none needs grad_loss [",
-                 n, "], got ", grad_loss.str());
-  else
-    TETHER_CHECK(grad_loss.numel() == 1, "cross_entropy_backward: a reduced loss needs a scalar grad_loss, got ",
-                 grad_loss.str());
+  const int64_t n = log_probs.size(0), k = log_probs.size(1);  // checked by the op front
   Tensor tc = ops::contiguous(target);
   check_targets(tc, k, "cross_entropy_backward");
   if (n == 0) return;

@@ -8,35 +8,13 @@
 
 #include <omp.h>
 
+#include "core/shapes.h"  // broadcast_shapes / broadcast_strides
 #include "core/tensor.h"
 
 namespace tether::cpu {
 
 // Elementwise work below this many elements stays on one thread.
 constexpr int64_t kParallelGrain = 32768;
-
-// Broadcast strides of `t` against `shape` (0 where t is broadcast).
-inline Shape broadcast_strides(const Tensor& t, const Shape& shape) {
-  Shape s(shape.size(), 0);
-  const int lead = static_cast<int>(shape.size()) - t.dim();
-  for (int d = 0; d < t.dim(); ++d)
-    if (t.size(d) != 1) s[d + lead] = t.stride(d);
-  return s;
-}
-
-// NumPy broadcasting of two shapes.
-inline Shape broadcast_shapes(const Shape& a, const Shape& b) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    TETHER_CHECK(da == db || da == 1 || db == 1, "shapes ", shape_str(a), " and ", shape_str(b),
-                 " cannot be broadcast together");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 // Calls row(offsets, inner_len, inner_strides) for every innermost row of `shape`, where
 // offsets[k] is operand k's element offset at the row start. `strides[k]` has shape.size() entries.

@@ -17,26 +17,15 @@
 
 #include "core/cuda/kernels.h"
 #include "core/cuda/nn_util.cuh"
+#include "core/nn_geometry.h"
 
 namespace tether::cuda {
 
 namespace {
 
-// Layout of x as [N, C, HW] (HW = 1 for 2-D inputs).
-struct BnLayout {
-  int64_t n, c, hw;
-  __host__ __device__ int64_t count() const { return n * hw; }  // values per channel
-};
-
-BnLayout layout_of(const Tensor& x, const char* op) {
-  TETHER_CHECK(x.dim() == 2 || x.dim() == 4, op, ": input must be [N, C] or [N, C, H, W], got ", shape_str(x.shape()));
-  return {x.size(0), x.size(1), x.dim() == 4 ? x.size(2) * x.size(3) : 1};
-}
-
-void check_per_channel(const Tensor& t, const Tensor& x, int64_t c, const char* op, const char* what) {
+// The op front checks the per-channel tensors' shapes and dtypes; here: their device.
+void check_channel_device(const Tensor& t, const Tensor& x, const char* op, const char* what) {
   if (!t.defined()) return;
-  TETHER_CHECK(t.dim() == 1 && t.size(0) == c, op, ": ", what, " must be [", c, "], got ", shape_str(t.shape()));
-  TETHER_CHECK(is_floating(t.dtype()), op, ": ", what, " must be f32 or f64, got ", dtype_name(t.dtype()));
   TETHER_CHECK(t.device() == x.device(), op, ": ", what, " is on ", t.device().str(), " but the input on ",
                x.device().str());
 }
@@ -297,16 +286,11 @@ __global__ void bn_eval_grad_x_kernel(const T* gy, BnLayout L, Split s, ChannelI
 Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                           const Tensor& running_var, bool training, double momentum, double eps, Tensor* save_mean,
                           Tensor* save_invstd) {
-  const BnLayout L = layout_of(x, "batch_norm");
-  check_per_channel(weight, x, L.c, "batch_norm", "weight");
-  check_per_channel(bias, x, L.c, "batch_norm", "bias");
-  check_per_channel(running_mean, x, L.c, "batch_norm", "running_mean");
-  check_per_channel(running_var, x, L.c, "batch_norm", "running_var");
-  TETHER_CHECK(training || (running_mean.defined() && running_var.defined()),
-               "batch_norm: eval mode needs running_mean and running_var");
-  TETHER_CHECK(!training || L.count() > 1, "batch_norm: training needs more than 1 value per channel, got input ",
-               shape_str(x.shape()));
-  TETHER_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
+  const BnLayout L = bn_layout(x);  // the op front checks the arguments
+  check_channel_device(weight, x, "batch_norm", "weight");
+  check_channel_device(bias, x, "batch_norm", "bias");
+  check_channel_device(running_mean, x, "batch_norm", "running_mean");
+  check_channel_device(running_var, x, "batch_norm", "running_var");
 
   return dispatch_float(x.dtype(), "batch_norm", [&](auto tag_) {
     using scalar_t = decltype(tag_);
@@ -342,19 +326,12 @@ Tensor batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                          const Tensor& save_invstd, bool training, const Tensor& grad_x, const Tensor& grad_weight,
                          const Tensor& grad_bias, bool accumulate) {
-  const BnLayout L = layout_of(x, "batch_norm_backward");
-  TETHER_CHECK(grad_y.shape() == x.shape() && grad_y.dtype() == x.dtype(), "batch_norm_backward: grad_y ",
-               grad_y.str(), " for input ", x.str());
-  TETHER_CHECK(save_mean.defined() && save_invstd.defined(),
-               "batch_norm_backward: save_mean and save_invstd from the forward are required");
-  check_per_channel(weight, x, L.c, "batch_norm_backward", "weight");
-  check_per_channel(save_mean, x, L.c, "batch_norm_backward", "save_mean");
-  check_per_channel(save_invstd, x, L.c, "batch_norm_backward", "save_invstd");
-  check_per_channel(grad_weight, x, L.c, "batch_norm_backward", "grad_weight");
-  check_per_channel(grad_bias, x, L.c, "batch_norm_backward", "grad_bias");
-  if (grad_x.defined())
-    TETHER_CHECK(grad_x.shape() == x.shape() && grad_x.dtype() == x.dtype(), "batch_norm_backward: grad_x ",
-                 grad_x.str(), " for input ", x.str());
+  const BnLayout L = bn_layout(x);  // the op front checks the arguments
+  check_channel_device(weight, x, "batch_norm_backward", "weight");
+  check_channel_device(save_mean, x, "batch_norm_backward", "save_mean");
+  check_channel_device(save_invstd, x, "batch_norm_backward", "save_invstd");
+  check_channel_device(grad_weight, x, "batch_norm_backward", "grad_weight");
+  check_channel_device(grad_bias, x, "batch_norm_backward", "grad_bias");
   TETHER_CHECK(grad_y.device() == x.device() && (!grad_x.defined() || grad_x.device() == x.device()),
                "batch_norm_backward: grad_y ", grad_y.str(), ", grad_x and input ", x.str(),
                " must be on one device");

@@ -63,10 +63,8 @@ __global__ void bias_grad_finish(const double* partial, int64_t O, int64_t split
 }
 
 // ---- tensor plumbing ----------------------------------------------------------------------------
-void check_float_same(const Tensor& a, const Tensor& b, const char* op) {
-  TETHER_CHECK(is_floating(a.dtype()), op, ": expected f32/f64 tensors, got ", dtype_name(a.dtype()));
-  TETHER_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " and ",
-               dtype_name(b.dtype()), ")");
+// The op front checks dtypes and shapes; here: that both tensors are on one device.
+void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   TETHER_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device().str(), " and ",
                b.device().str(), "); move them explicitly with .to()");
 }
@@ -120,8 +118,7 @@ Shape with_batch(Shape s, int64_t n) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p) {
-  check_float_same(x_in, w_in, "conv2d");
-  if (bias_in.defined()) check_float_same(x_in, bias_in, "conv2d (bias)");
+  if (bias_in.defined()) check_same_device(x_in, bias_in, "conv2d (bias)");  // x and w: the op front
   const Shape ys = ops::conv2d_output_shape(x_in.shape(), w_in.shape(), p);
   Tensor y = Tensor::empty(ys, x_in.dtype(), x_in.device());
   if (y.numel() == 0) return y;
@@ -151,11 +148,9 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
 
 void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2dParams& p, const Tensor& grad_x,
                           bool accumulate) {
-  check_float_same(grad_y, w_in, "conv2d_backward_data");
-  check_float_same(grad_y, grad_x, "conv2d_backward_data");
-  const Shape ys = ops::conv2d_output_shape(grad_x.shape(), w_in.shape(), p);
-  TETHER_CHECK(grad_y.shape() == ys, "conv2d_backward_data: grad_y ", shape_str(grad_y.shape()),
-               " does not match input ", shape_str(grad_x.shape()), " and weight ", shape_str(w_in.shape()));
+  check_same_device(grad_y, w_in, "conv2d_backward_data");
+  check_same_device(grad_y, grad_x, "conv2d_backward_data");
+  const Shape& ys = grad_y.shape();  // conv2d_output_shape(grad_x, w): checked by the op front
   if (grad_x.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), w = ops::contiguous(w_in);
   const int dev = device_of(gy);
@@ -170,11 +165,9 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2d
 
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv2dParams& p, const Tensor& grad_w,
                             bool accumulate) {
-  check_float_same(grad_y, x_in, "conv2d_backward_weight");
-  check_float_same(grad_y, grad_w, "conv2d_backward_weight");
-  const Shape ys = ops::conv2d_output_shape(x_in.shape(), grad_w.shape(), p);
-  TETHER_CHECK(grad_y.shape() == ys, "conv2d_backward_weight: grad_y ", shape_str(grad_y.shape()),
-               " does not match input ", shape_str(x_in.shape()), " and weight ", shape_str(grad_w.shape()));
+  check_same_device(grad_y, x_in, "conv2d_backward_weight");
+  check_same_device(grad_y, grad_w, "conv2d_backward_weight");
+  const Shape& ys = grad_y.shape();  // conv2d_output_shape(x, grad_w): checked by the op front
   if (grad_w.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), x = ops::contiguous(x_in);
   const int dev = device_of(gy);
@@ -189,9 +182,7 @@ void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv
 }
 
 void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) {
-  check_float_same(grad_y, grad_b, "conv2d_backward_bias");
-  TETHER_CHECK(grad_y.dim() == 4 && grad_b.dim() == 1 && grad_b.size(0) == grad_y.size(1),
-               "conv2d_backward_bias: grad_y ", shape_str(grad_y.shape()), " and grad_b ", shape_str(grad_b.shape()));
+  check_same_device(grad_y, grad_b, "conv2d_backward_bias");
   const Tensor gy = ops::contiguous(grad_y);
   const int64_t N = gy.size(0), O = gy.size(1), P = gy.size(2) * gy.size(3);
   if (O == 0) return;

@@ -1,74 +1,20 @@
 // Elementwise kernels on CUDA (core/cpu/elementwise.cpp on the GPU): unary maps, broadcasting
-// binary maps, their derivatives, axpy. The per-element formulas are the CPU's, as device
-// functors (one kernel instantiation per op, so the loop is branch-free); contiguous operands
-// take a plain grid-stride loop, strided or broadcast ones go through StridedIndexer.
+// binary maps, their derivatives, axpy. The per-element formulas are the CPU's (core/scalar_math.h),
+// called from device functors (one kernel instantiation per op, so the loop is branch-free);
+// contiguous operands take a plain grid-stride loop, strided or broadcast ones go through
+// StridedIndexer.
 #include <cmath>
 #include <type_traits>
 
-#include "core/cpu/strided.h"  // broadcast_shapes / broadcast_strides: the CPU's checks and messages
 #include "core/cuda/common.h"
 #include "core/cuda/elem_util.cuh"
 #include "core/cuda/kernels.h"
+#include "core/scalar_math.h"
+#include "core/shapes.h"
 
 namespace tether::cuda {
 
 namespace {
-
-template <typename T>
-__device__ T apply_unary(Unary op, T x) {
-  switch (op) {
-    case Unary::neg: return -x;
-    case Unary::exp: return std::exp(x);
-    case Unary::log: return std::log(x);
-    case Unary::sqrt: return std::sqrt(x);
-    case Unary::abs: return std::abs(x);
-    case Unary::sign: return static_cast<T>((x > T(0)) - (x < T(0)));
-    case Unary::relu: return x > T(0) ? x : T(0);
-    case Unary::sigmoid: return T(1) / (T(1) + std::exp(-x));
-    case Unary::silu: return x / (T(1) + std::exp(-x));
-    case Unary::tanh: return std::tanh(x);
-    case Unary::square: return x * x;
-    case Unary::reciprocal: return T(1) / x;
-  }
-  return x;
-}
-
-// d f(x) / dx, given x and y = f(x).
-template <typename T>
-__device__ T unary_derivative(Unary op, T x, T y) {
-  switch (op) {
-    case Unary::neg: return T(-1);
-    case Unary::exp: return y;
-    case Unary::log: return T(1) / x;
-    case Unary::sqrt: return T(0.5) / y;
-    case Unary::abs: return static_cast<T>((x > T(0)) - (x < T(0)));  // 0 at the kink, as PyTorch
-    case Unary::sign: return T(0);
-    case Unary::relu: return y > T(0) ? T(1) : T(0);  // y > 0 exactly where x > 0
-    case Unary::sigmoid: return y * (T(1) - y);
-    case Unary::silu: {
-      const T s = T(1) / (T(1) + std::exp(-x));
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case Unary::tanh: return T(1) - y * y;
-    case Unary::square: return T(2) * x;
-    case Unary::reciprocal: return -y * y;
-  }
-  return T(0);
-}
-
-template <typename T>
-__device__ T apply_binary(Binary op, T a, T b) {
-  switch (op) {
-    case Binary::add: return a + b;
-    case Binary::sub: return a - b;
-    case Binary::mul: return a * b;
-    case Binary::div: return a / b;
-    case Binary::pow: return std::pow(a, b);
-    case Binary::maximum: return a > b || std::isnan(a) ? a : b;
-    case Binary::minimum: return a < b || std::isnan(a) ? a : b;
-  }
-  return a;
-}
 
 // ---- functors (device lambdas would need nvcc's --extended-lambda) ----------------------------
 template <Unary op>
@@ -108,12 +54,12 @@ struct PowScalarFn {
 template <typename T>
 struct ClampFn {
   T lo, hi;
-  __device__ T operator()(T v) const { return std::isnan(v) ? v : (v < lo ? lo : (v > hi ? hi : v)); }
+  __device__ T operator()(T v) const { return clamp_value(v, lo, hi); }
 };
 template <typename T>
 struct ClampGradFn {
   T lo, hi;
-  __device__ T operator()(T g, T v) const { return v >= lo && v <= hi ? g : T(0); }
+  __device__ T operator()(T g, T v) const { return clamp_grad(g, v, lo, hi); }
 };
 
 // ---- kernels: out[i] = f(...) with out contiguous ------------------------------------------
@@ -204,7 +150,7 @@ Tensor map2(const Tensor& a, const Tensor& b, F f) {
   // clamp_backward's front checks no devices: a CPU operand here would hand a kernel a host pointer.
   TETHER_CHECK(a.device() == b.device(), "elementwise op: tensors on different devices (", a.device().str(), " and ",
                b.device().str(), "); move them explicitly with .to()");
-  const Shape shape = cpu::broadcast_shapes(a.shape(), b.shape());
+  const Shape shape = broadcast_shapes(a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const int64_t n = out.numel();
   cudaStream_t stream = stream_of(a);
@@ -218,7 +164,7 @@ Tensor map2(const Tensor& a, const Tensor& b, F f) {
     return out;
   }
   const StridedIndexer<2> ix =
-      make_indexer<2>(shape, {cpu::broadcast_strides(a, shape), cpu::broadcast_strides(b, shape)});
+      make_indexer<2>(shape, {broadcast_strides(a, shape), broadcast_strides(b, shape)});
   map2_strided_kernel<<<blocks_for(n), kThreads, 0, stream>>>(o, ap, bp, ix, n, f);
   TETHER_CHECK_LAUNCH("map2_strided_kernel");
   return out;
@@ -317,13 +263,10 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y) {
-  const Shape& shape = x.defined() ? x.shape() : y.shape();
-  TETHER_CHECK(grad.shape() == shape, "unary_backward: grad ", shape_str(grad.shape()), " for input ", shape_str(shape));
+  const Shape& shape = x.defined() ? x.shape() : y.shape();  // checked by the op front
   return dispatch_float(grad.dtype(), "unary_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     // x may be omitted for ops whose derivative needs only y (see ops::unary_backward).
-    TETHER_CHECK(x.defined() || (y.defined() && ops::derivative_needs_only_output(op)),
-                 "unary_backward: this op needs its input x");
     // The other operand is never read: each derivative reads x, or (those ops) y alone.
     const bool reads_y = ops::derivative_needs_only_output(op);
     Tensor g = ops::contiguous(grad);

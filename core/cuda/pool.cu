@@ -12,14 +12,11 @@
 
 #include "core/cuda/kernels.h"
 #include "core/cuda/nn_util.cuh"
+#include "core/nn_geometry.h"
 
 namespace tether::cuda {
 
 namespace {
-
-struct Geometry {
-  int64_t planes, h, w, oh, ow;
-};
 
 // Pool2dParams without std::array, for kernels.
 struct Window {
@@ -33,53 +30,19 @@ Window window_of(const Pool2dParams& p) {
 }
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-__device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 __device__ __forceinline__ int64_t global_thread() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
-void check_nchw(const Tensor& t, const char* op, const char* what) {
-  TETHER_CHECK(t.dim() == 4, op, ": ", what, " must be [N, C, H, W], got ", shape_str(t.shape()));
-}
-
-// As the CPU's pool_shape: the output shape plus PyTorch's emptiness rule.
-Shape pool_shape(const Shape& x, const Pool2dParams& p, const char* op) {
-  const Shape out = ops::pool2d_output_shape(x, p);
-  for (int i = 0; i < 2; ++i) {
-    const int64_t span = p.dilation[i] * (p.kernel[i] - 1) + 1;
-    const int64_t slack = p.ceil_mode ? p.stride[i] - 1 : 0;
-    TETHER_CHECK(x[2 + i] + 2 * p.padding[i] + slack >= span, op, ": window of ", span, " (kernel ", p.kernel[i],
-                 ", dilation ", p.dilation[i], ") larger than the padded input ", shape_str(x), " (padding ",
-                 p.padding[i], ", ceil_mode ", p.ceil_mode, "): the output would be empty");
-  }
-  return out;
-}
-
-void check_backward_pair(const Tensor& grad_y, const Tensor& grad_x, const char* op) {
-  check_nchw(grad_y, op, "grad_y");
-  check_nchw(grad_x, op, "grad_x");
-  TETHER_CHECK(grad_y.dtype() == grad_x.dtype(), op, ": grad_y is ", dtype_name(grad_y.dtype()), " but grad_x is ",
-               dtype_name(grad_x.dtype()));
-  TETHER_CHECK(grad_y.size(0) == grad_x.size(0) && grad_y.size(1) == grad_x.size(1), op, ": grad_y ",
-               shape_str(grad_y.shape()), " does not match grad_x ", shape_str(grad_x.shape()), " in N and C");
+// The op front checks the rest of a backward's operands (shapes, dtypes).
+void check_backward_devices(const Tensor& grad_y, const Tensor& grad_x, const char* op) {
   TETHER_CHECK(grad_y.device() == grad_x.device(), op, ": grad_y is on ", grad_y.device().str(), " but grad_x on ",
                grad_x.device().str());
 }
 
-// PyTorch's average-pooling window for output o along one axis (as the CPU's avg_window).
-struct AvgWindow {
-  int64_t begin, end, padded_len;
-};
-__device__ __forceinline__ AvgWindow avg_window(int64_t o, int64_t stride, int64_t pad, int64_t kernel,
-                                                int64_t size) {
-  const int64_t start = o * stride - pad;
-  const int64_t stop = min64(start + kernel, size + pad);
-  return {max64(start, 0), min64(stop, size), stop - start};
-}
-
-// Outputs whose average window can cover input i: start(o) <= i < start(o) + kernel.
+// The outputs whose average window (avg_window, core/nn_geometry.h) can cover input i: start(o) <= i < start(o) + kernel.
 __device__ __forceinline__ void avg_cover(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t out,
                                           int64_t& lo, int64_t& hi) {
   const int64_t num = i + pad - kernel + 1;
@@ -87,11 +50,7 @@ __device__ __forceinline__ void avg_cover(int64_t i, int64_t stride, int64_t pad
   hi = min64((i + pad) / stride, out - 1);
 }
 
-// Adaptive bins [floor(i*size/out), ceil((i+1)*size/out)), and the bins that contain input i.
-__device__ __forceinline__ int64_t bin_start(int64_t i, int64_t size, int64_t out) { return (i * size) / out; }
-__device__ __forceinline__ int64_t bin_end(int64_t i, int64_t size, int64_t out) {
-  return ((i + 1) * size + out - 1) / out;
-}
+// The adaptive bins (bin_start/bin_end, core/nn_geometry.h) that contain input i.
 __device__ __forceinline__ void bin_cover(int64_t i, int64_t size, int64_t out, int64_t& lo, int64_t& hi) {
   lo = (i * out) / size;
   hi = min64(((i + 1) * out + size - 1) / size - 1, out - 1);
@@ -99,7 +58,7 @@ __device__ __forceinline__ void bin_cover(int64_t i, int64_t size, int64_t out, 
 
 // ---- max pooling --------------------------------------------------------------------------
 template <typename T>
-__global__ void max_pool_forward_kernel(const T* x, T* y, int64_t* indices, Geometry g, Window k) {
+__global__ void max_pool_forward_kernel(const T* x, T* y, int64_t* indices, PoolGeometry g, Window k) {
   const int64_t total = g.planes * g.oh * g.ow;
   for (int64_t o = global_thread(); o < total; o += grid_threads()) {
     const int64_t ow = o % g.ow, oh = (o / g.ow) % g.oh, plane = o / (g.ow * g.oh);
@@ -169,7 +128,7 @@ __global__ void max_pool_backward_kernel(const T* gy, const int64_t* indices, T*
 
 // ---- average pooling ----------------------------------------------------------------------
 template <typename T>
-__global__ void avg_pool_forward_kernel(const T* x, T* y, Geometry g, Window k) {
+__global__ void avg_pool_forward_kernel(const T* x, T* y, PoolGeometry g, Window k) {
   const int64_t total = g.planes * g.oh * g.ow;
   for (int64_t o = global_thread(); o < total; o += grid_threads()) {
     const int64_t ow = o % g.ow, oh = (o / g.ow) % g.oh, plane = o / (g.ow * g.oh);
@@ -191,7 +150,7 @@ __global__ void avg_pool_forward_kernel(const T* x, T* y, Geometry g, Window k) 
 
 // One thread per input element, gathering the shares of the windows that cover it.
 template <typename T>
-__global__ void avg_pool_backward_kernel(const T* gy, T* gx, Geometry g, Window k, bool add) {
+__global__ void avg_pool_backward_kernel(const T* gy, T* gx, PoolGeometry g, Window k, bool add) {
   const int64_t total = g.planes * g.h * g.w;
   for (int64_t e = global_thread(); e < total; e += grid_threads()) {
     const int64_t iw = e % g.w, ih = (e / g.w) % g.h, plane = e / (g.w * g.h);
@@ -231,7 +190,7 @@ __global__ void global_avg_pool_kernel(const T* x, T* y, int64_t planes, int64_t
 }
 
 template <typename T>
-__global__ void adaptive_avg_pool_forward_kernel(const T* x, T* y, Geometry g) {
+__global__ void adaptive_avg_pool_forward_kernel(const T* x, T* y, PoolGeometry g) {
   const int64_t total = g.planes * g.oh * g.ow;
   for (int64_t o = global_thread(); o < total; o += grid_threads()) {
     const int64_t ow = o % g.ow, oh = (o / g.ow) % g.oh, plane = o / (g.ow * g.oh);
@@ -256,7 +215,7 @@ __global__ void global_avg_pool_backward_kernel(const T* gy, T* gx, int64_t plan
 }
 
 template <typename T>
-__global__ void adaptive_avg_pool_backward_kernel(const T* gy, T* gx, Geometry g, bool add) {
+__global__ void adaptive_avg_pool_backward_kernel(const T* gy, T* gx, PoolGeometry g, bool add) {
   const int64_t total = g.planes * g.h * g.w;
   for (int64_t e = global_thread(); e < total; e += grid_threads()) {
     const int64_t iw = e % g.w, ih = (e / g.w) % g.h, plane = e / (g.w * g.h);
@@ -285,14 +244,14 @@ unsigned warp_plane_blocks(int64_t planes) { return grid_for((planes + kThreads 
 
 // ---- max pooling --------------------------------------------------------------------------
 Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indices) {
-  const Shape out_shape = pool_shape(x.shape(), p, "max_pool2d");
+  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);  // checked by the op front
   return dispatch_float(x.dtype(), "max_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
     // Indices only when asked for (inference skips them: less memory traffic).
     Tensor idx = indices ? Tensor::empty(out_shape, DType::i64, x.device()) : Tensor();
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_shape[2], out_shape[3]};
+    const PoolGeometry g = pool_geometry(x.shape(), out_shape);
     max_pool_forward_kernel<scalar_t><<<blocks_for(y.numel()), kThreads, 0, stream_of(x)>>>(
         xc.data<scalar_t>(), y.data<scalar_t>(), indices ? idx.data<int64_t>() : nullptr, g, window_of(p));
     TETHER_CHECK_LAUNCH("max_pool_forward_kernel");
@@ -302,16 +261,13 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor* indice
 }
 
 void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "max_pool2d_backward");
-  TETHER_CHECK(indices.dtype() == DType::i64 && indices.shape() == grad_y.shape(),
-               "max_pool2d_backward: indices must be i64 of grad_y's shape ", shape_str(grad_y.shape()), ", got ",
-               indices.str());
+  check_backward_devices(grad_y, grad_x, "max_pool2d_backward");
   TETHER_CHECK(indices.device() == grad_y.device(), "max_pool2d_backward: indices on ", indices.device().str(),
                " but grad_y on ", grad_y.device().str());
   dispatch_float(grad_y.dtype(), "max_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y), ic = ops::contiguous(indices);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       // Out-of-range indices are counted on the device and reported after the kernel, as
       // the CPU does (reading the count back waits for the stream).
@@ -329,14 +285,12 @@ void max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Tens
 
 // ---- average pooling ----------------------------------------------------------------------
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
-  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d: dilation is not supported (got ",
-               p.dilation[0], "x", p.dilation[1], ")");
-  const Shape out_shape = pool_shape(x.shape(), p, "avg_pool2d");
+  const Shape out_shape = ops::pool2d_output_shape(x.shape(), p);  // checked by the op front
   return dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_shape[2], out_shape[3]};
+    const PoolGeometry g = pool_geometry(x.shape(), out_shape);
     avg_pool_forward_kernel<scalar_t><<<blocks_for(y.numel()), kThreads, 0, stream_of(x)>>>(
         xc.data<scalar_t>(), y.data<scalar_t>(), g, window_of(p));
     TETHER_CHECK_LAUNCH("avg_pool_forward_kernel");
@@ -345,15 +299,11 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p) {
 }
 
 void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "avg_pool2d_backward");
-  TETHER_CHECK(p.dilation[0] == 1 && p.dilation[1] == 1, "avg_pool2d_backward: dilation is not supported");
-  const Shape expected = pool_shape(grad_x.shape(), p, "avg_pool2d_backward");
-  TETHER_CHECK(grad_y.shape() == expected, "avg_pool2d_backward: grad_y ", shape_str(grad_y.shape()),
-               " but pooling ", shape_str(grad_x.shape()), " gives ", shape_str(expected));
+  check_backward_devices(grad_y, grad_x, "avg_pool2d_backward");
   dispatch_float(grad_y.dtype(), "avg_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       avg_pool_backward_kernel<scalar_t><<<blocks_for(gx.numel()), kThreads, 0, stream_of(gx)>>>(
           gy.data<scalar_t>(), gx.data<scalar_t>(), g, window_of(p), add);
@@ -364,14 +314,11 @@ void avg_pool2d_backward(const Tensor& grad_y, const Pool2dParams& p, const Tens
 
 // ---- adaptive average pooling ----------------------------------------------------------------
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w) {
-  check_nchw(x, "adaptive_avg_pool2d", "input");
-  TETHER_CHECK(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size ", out_h, "x", out_w, " must be positive");
-  TETHER_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "adaptive_avg_pool2d: empty input plane in ", shape_str(x.shape()));
   return dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor xc = ops::contiguous(x);
     Tensor y = Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device());
-    const Geometry g{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+    const PoolGeometry g = pool_geometry(x.shape(), y.shape());
     if (out_h == 1 && out_w == 1) {
       global_avg_pool_kernel<scalar_t><<<warp_plane_blocks(g.planes), kThreads, 0, stream_of(x)>>>(
           xc.data<scalar_t>(), y.data<scalar_t>(), g.planes, g.h * g.w);
@@ -386,11 +333,11 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& grad_y, const Tensor& grad_x, bool accumulate) {
-  check_backward_pair(grad_y, grad_x, "adaptive_avg_pool2d_backward");
+  check_backward_devices(grad_y, grad_x, "adaptive_avg_pool2d_backward");
   dispatch_float(grad_y.dtype(), "adaptive_avg_pool2d_backward", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     Tensor gy = ops::contiguous(grad_y);
-    const Geometry g{grad_x.size(0) * grad_x.size(1), grad_x.size(2), grad_x.size(3), gy.size(2), gy.size(3)};
+    const PoolGeometry g = pool_geometry(grad_x.shape(), gy.shape());
     write_into(grad_x, accumulate, [&](const Tensor& gx, bool add) {
       if (g.oh == 1 && g.ow == 1) {
         const int64_t hw = g.h * g.w;

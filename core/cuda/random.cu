@@ -12,15 +12,11 @@
 #include "core/cuda/elem_util.cuh"
 #include "core/cuda/kernels.h"
 #include "core/philox.h"
+#include "core/random_fill.h"
 
 namespace tether::cuda {
 
 namespace {
-
-constexpr double kTwoPow32Inv = 1.0 / 4294967296.0;
-// [0, 1) from one 32-bit word, and (0, 1] (never 0, so log() is finite).
-__device__ inline double unit(uint32_t w) { return static_cast<double>(w) * kTwoPow32Inv; }
-__device__ inline double unit_open0(uint32_t w) { return (static_cast<double>(w) + 1.0) * kTwoPow32Inv; }
 
 struct UniformMap {
   double lo, hi;
@@ -69,11 +65,9 @@ __global__ void fill_blocks_kernel(T* p, int64_t n, int64_t blocks, uint64_t see
 // Fills a contiguous tensor four elements per Philox block, as the CPU's fill_blocks.
 template <typename Map>
 void fill_blocks(const Tensor& t, Generator& gen, Map map) {
-  TETHER_CHECK(t.is_contiguous(), "random fill needs a contiguous tensor, got ", t.str());
-  const int64_t n = t.numel();
-  const int64_t blocks = (n + 3) / 4;
-  const uint64_t seed = gen.seed();
-  const uint64_t first = gen.advance_blocks(static_cast<uint64_t>(blocks));
+  const FillBlocks fb = reserve_fill_blocks(t, gen);
+  const int64_t n = fb.n, blocks = fb.blocks;
+  const uint64_t seed = fb.seed, first = fb.first;
   dispatch_float(t.dtype(), "random fill", [&](auto tag_) {
     using scalar_t = decltype(tag_);
     scalar_t* p = t.data<scalar_t>();

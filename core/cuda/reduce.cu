@@ -1,5 +1,5 @@
-// Reductions on CUDA (core/cpu/reduce.cpp on the GPU): sum, mean, amax, argmax over dims and
-// the whole-tensor scalars sum_all, dot, norm.
+// Reductions on CUDA (core/cpu/reduce.cpp on the GPU): sum, amax, argmax over dims and
+// the whole-tensor scalars sum_all, dot, norm (mean is a scaled sum, in core/ops.cpp).
 //
 // Every reduction is made of passes over a contiguous [outer, len, inner] layout,
 // out[o, i] = reduce over r of x[o, r, i]:
@@ -24,6 +24,7 @@
 
 #include "core/cuda/common.h"
 #include "core/cuda/kernels.h"
+#include "core/shapes.h"
 
 namespace tether::cuda {
 
@@ -299,28 +300,12 @@ double reduce_to_host(const Red& red, const Src& src, int64_t n, Device device) 
   return result.item<double>();
 }
 
-// Which dims a reduction covers (dims empty = all) and its result shape.
-struct DimsLayout {
-  std::vector<bool> reduced;
-  Shape out_shape;
-};
-
-DimsLayout dims_layout(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  DimsLayout l;
-  l.reduced.assign(x.dim(), dims.empty());
-  for (int d : dims) l.reduced[x.wrap_dim(d)] = true;
-  for (int d = 0; d < x.dim(); ++d)
-    if (!l.reduced[d]) l.out_shape.push_back(x.size(d));
-    else if (keepdim) l.out_shape.push_back(1);
-  return l;
-}
-
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   return dispatch_float(x.dtype(), "sum", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    const DimsLayout l = dims_layout(x, dims, keepdim);
+    const ReducedDims l = reduced_dims(x, dims, keepdim);
     Tensor out = Tensor::empty(l.out_shape, x.dtype(), x.device());
     if (out.numel() == 0) return out;
     if (x.numel() == 0) {  // empty sums are 0
@@ -332,18 +317,10 @@ Tensor sum(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   });
 }
 
-Tensor mean(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  Tensor s = sum(x, dims, keepdim);
-  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
-  scale_(s, count == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.0 / static_cast<double>(count));
-  return s;
-}
-
 Tensor amax(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
-  TETHER_CHECK(x.numel() > 0, "amax of an empty tensor");
   return dispatch_float(x.dtype(), "amax", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    const DimsLayout l = dims_layout(x, dims, keepdim);
+    const ReducedDims l = reduced_dims(x, dims, keepdim);
     Tensor out = Tensor::empty(l.out_shape, x.dtype(), x.device());
     reduce_dims<scalar_t>(MaxRed<scalar_t>{}, ops::contiguous(x), l.reduced, out.data<scalar_t>());
     return out;
@@ -351,10 +328,9 @@ Tensor amax(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int dim, bool keepdim) {
-  TETHER_CHECK(x.numel() > 0, "argmax of an empty tensor");
   return dispatch_float(x.dtype(), "argmax", [&](auto tag_) {
     using scalar_t = decltype(tag_);
-    const DimsLayout l = dims_layout(x, {dim}, keepdim);
+    const ReducedDims l = reduced_dims(x, {dim}, keepdim);
     Tensor out = Tensor::empty(l.out_shape, DType::i64, x.device());
     const Tensor c = ops::contiguous(x);
     const int d = x.wrap_dim(dim);

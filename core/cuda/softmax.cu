@@ -12,29 +12,11 @@
 
 #include "core/cuda/kernels.h"
 #include "core/cuda/nn_util.cuh"
+#include "core/shapes.h"
 
 namespace tether::cuda {
 
 namespace {
-
-struct DimLayout {
-  int64_t outer = 1, len = 1, inner = 1;
-};
-
-// [outer, len, inner] around `dim`. A 0-d tensor is treated as [1] (dim 0 or -1), as in PyTorch.
-DimLayout dim_layout(const Tensor& t, int dim, const char* op) {
-  DimLayout l;
-  if (t.dim() == 0) {
-    TETHER_CHECK(dim == 0 || dim == -1, op, ": dimension ", dim, " out of range for a 0-d tensor");
-    return l;
-  }
-  TETHER_CHECK(dim >= -t.dim() && dim < t.dim(), op, ": dimension ", dim, " out of range for ", t.str());
-  const int d = t.wrap_dim(dim);
-  for (int i = 0; i < d; ++i) l.outer *= t.size(i);
-  l.len = t.size(d);
-  for (int i = d + 1; i < t.dim(); ++i) l.inner *= t.size(i);
-  return l;
-}
 
 __device__ __forceinline__ float exp_of(float v) { return expf(v); }
 __device__ __forceinline__ double exp_of(double v) { return exp(v); }
@@ -155,12 +137,9 @@ __global__ void softmax_backward_columns_kernel(const T* gy, const T* y, T* gx, 
   }
 }
 
-// Checks the operands of a softmax backward and returns the layout of `dim`.
+// Checks the devices of a softmax backward and returns the layout of `dim` (the op front
+// checks shapes and dtypes).
 DimLayout check_backward(const char* op, const Tensor& grad_y, const Tensor& y, int dim, const Tensor& grad_x) {
-  TETHER_CHECK(grad_y.shape() == y.shape() && grad_x.shape() == y.shape(), op, ": grad_y ", grad_y.str(),
-               ", y ", y.str(), " and grad_x ", grad_x.str(), " must have the same shape");
-  TETHER_CHECK(grad_y.dtype() == y.dtype() && grad_x.dtype() == y.dtype(), op, ": dtypes differ: grad_y ",
-               grad_y.str(), ", y ", y.str(), ", grad_x ", grad_x.str());
   TETHER_CHECK(grad_y.device() == y.device() && grad_x.device() == y.device(), op, ": grad_y ", grad_y.str(),
                ", y ", y.str(), " and grad_x ", grad_x.str(), " must be on one device");
   return dim_layout(y, dim, op);
@@ -300,7 +279,6 @@ void log_softmax_backward(const Tensor& grad_y, const Tensor& y, int dim, const 
 Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double label_smoothing,
                              Reduction reduction, Tensor* log_probs) {
   const int64_t n = logits.size(0), k = logits.size(1);
-  TETHER_CHECK(k > 0, "cross_entropy: logits ", logits.str(), " have no classes");
   Tensor tc = ops::contiguous(target);
   check_targets(tc, k, "cross_entropy");
   return dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag_) {
@@ -331,20 +309,7 @@ Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, double 
 void cross_entropy_backward(const Tensor& grad_loss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction reduction, const Tensor& grad_logits,
                             bool accumulate) {
-  TETHER_CHECK(log_probs.dim() == 2, "cross_entropy_backward: log_probs must be [N, K], got ", log_probs.str());
-  const int64_t n = log_probs.size(0), k = log_probs.size(1);
-  TETHER_CHECK(target.dtype() == DType::i64 && target.dim() == 1 && target.size(0) == n,
-               "cross_entropy_backward: target must be i64 [", n, "], got ", target.str());
-  TETHER_CHECK(grad_logits.shape() == log_probs.shape() && grad_logits.dtype() == log_probs.dtype(),
-               "cross_entropy_backward: grad_logits ", grad_logits.str(), " for log_probs ", log_probs.str());
-  TETHER_CHECK(grad_loss.dtype() == log_probs.dtype(), "cross_entropy_backward: grad_loss ", grad_loss.str(),
-               " and log_probs ", log_probs.str(), " have different dtypes");
-  if (reduction == Reduction::none)
-    TETHER_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == n, "cross_entropy_backward: reduction none needs grad_loss [",
-                 n, "], got ", grad_loss.str());
-  else
-    TETHER_CHECK(grad_loss.numel() == 1, "cross_entropy_backward: a reduced loss needs a scalar grad_loss, got ",
-                 grad_loss.str());
+  const int64_t n = log_probs.size(0), k = log_probs.size(1);  // checked by the op front
   TETHER_CHECK(grad_loss.device() == log_probs.device() && target.device() == log_probs.device() &&
                    grad_logits.device() == log_probs.device(),
                "cross_entropy_backward: grad_loss ", grad_loss.str(), ", log_probs ", log_probs.str(), ", target ",

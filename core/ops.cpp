@@ -14,15 +14,12 @@
 namespace tether::ops {
 
 namespace {
+#ifndef TETHER_WITH_CUDA
 [[noreturn]] void no_cuda_kernel(const char* op) {
-  TETHER_FAIL("op '", op, "' has no CUDA kernel in this build (the CUDA back end is ",
-#ifdef TETHER_WITH_CUDA
-              "compiled, but this kernel is not yet ported)"
-#else
-              "not compiled)"
-#endif
-  );
+  TETHER_FAIL("op '", op, "' on a CUDA tensor: this tether was built without the CUDA back end (configure with "
+              "-DTETHER_CUDA=ON on a machine with the CUDA toolkit and cuDNN)");
 }
+#endif
 
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   TETHER_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device().str(),

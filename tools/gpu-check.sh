@@ -80,6 +80,11 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ -d "$deps/usr/include" ]; then
     prefix_args=(-DCMAKE_PREFIX_PATH="$deps/usr")
+    if [ ! -e /usr/include/zlib.h ]; then  # zlib's headers from the .deb, the library from the system (stable ABI)
+      libz=$(ldconfig -p | awk '/libz\.so\.1 /{print $NF; exit}')
+      [ -n "$libz" ] || fail "no libz.so.1 on this machine"
+      prefix_args+=(-DZLIB_INCLUDE_DIR="$deps/usr/include" -DZLIB_LIBRARY="$libz")
+    fi
   elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null && timeout 60 apt-get update -qq >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libeigen3-dev libstb-dev doctest-dev \
       nlohmann-json3-dev libcli11-dev zlib1g-dev >/dev/null

@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu-debs
 cd .gpu-debs
-apt-get download libeigen3-dev libstb-dev doctest-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist 2>&1 |
+apt-get download libeigen3-dev libstb-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist 2>&1 |
   grep -v "unsandboxed" || true
 ls -la

@@ -21,6 +21,7 @@
 #include "layers/dropout.h"
 #include "models/registry.h"
 #include "tools/commands.h"
+#include "tools/train/device.h"
 
 namespace tether::cli {
 
@@ -68,11 +69,7 @@ double peak_gpu_mib(Device device) {
 
 void run_bench(const BenchOptions& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  const Device device = Device::parse(o.device);
-  if (device.is_cuda())
-    TETHER_CHECK(device.index < cuda_device_count(), "bench: --device ", o.device, ": ", cuda_device_count(),
-                 " CUDA device(s) visible", cuda_available() ? "" : " (no GPU, or tether built without CUDA)");
-  set_tf32_mode(o.tf32);
+  const Device device = train::setup_device(o.device, o.tf32);
   manual_seed(0);
   models::ModelPtr model = models::create_model(o.model, {.num_classes = o.num_classes});
   model->to(device);

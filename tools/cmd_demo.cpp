@@ -28,6 +28,7 @@
 #include "regularizers/penalty.h"
 #include "tools/commands.h"
 #include "tools/train/attention_run.h"
+#include "tools/train/device.h"
 #include "tools/train/fisher_run.h"
 #include "tools/train/trainer.h"
 
@@ -184,6 +185,7 @@ Stats stats(const std::vector<double>& v) {
 }
 
 void run_demo(const DemoOptions& d) {
+  train::resolve_device(d.device);  // before any work: a missing GPU is reported at once
   for (const auto& m : d.methods)
     if (!demo_methods().count(m)) {
       std::string known;

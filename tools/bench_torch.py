@@ -98,6 +98,7 @@ if a.mode in ("train", "both"):
     result["train_img_s"] = a.batch / median_seconds(train)
     if cuda:
         result["train_peak_gpu_mib"] = peak_gpu_mib()
+        result["train_peak_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
 result["peak_rss_mb"] = peak_rss_mb()
 if a.json:
     print(json.dumps(result))

@@ -112,7 +112,12 @@ void run_bench(const BenchOptions& o) {
         if (p.grad().defined()) ops::axpy_(p, -1e-4, p.grad());
     });
     result["train_img_s"] = static_cast<double>(o.batch) / s;
-    if (device.is_cuda()) result["train_peak_gpu_mib"] = peak_gpu_mib(device);
+    if (device.is_cuda()) {
+      result["train_peak_gpu_mib"] = peak_gpu_mib(device);
+      // Held from the driver (tensors + the allocator's cache): PyTorch's max_memory_reserved.
+      result["train_peak_reserved_mib"] =
+          static_cast<double>(cuda::memory_stats(device.index).peak_reserved) / (1 << 20);
+    }
   }
   result["peak_rss_mb"] = peak_rss_mb();
   if (o.json) {

@@ -86,9 +86,12 @@ Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tenso
   TETHER_CHECK(grad.shape() == shape, "unary_backward: grad ", shape_str(grad.shape()), " for input ", shape_str(shape));
   TETHER_CHECK(x.defined() || (y.defined() && derivative_needs_only_output(op)),
                "unary_backward: this op needs its input x");
+  check_same_device(grad, x.defined() ? x : y, "unary_backward");
+  if (x.defined() && y.defined()) check_same_device(grad, y, "unary_backward");
   return TETHER_ON_DEVICE(grad.device(), unary_backward, op, grad, x, y);
 }
 Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi) {
+  check_same_device(grad, x, "clamp_backward");
   return TETHER_ON_DEVICE(x.device(), clamp_backward, grad, x, lo, hi);
 }
 void axpy_(const Tensor& y, double alpha, const Tensor& x) {
@@ -169,7 +172,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
 
 // ---- convolution --------------------------------------------------------------------------
 namespace {
+// Both floating, one dtype, one device (a kernel must never be handed another device's pointer).
 void check_float_same(const Tensor& a, const Tensor& b, const char* op) {
+  check_same_device(a, b, op);
   TETHER_CHECK(is_floating(a.dtype()), op, ": expected f32/f64 tensors, got ", dtype_name(a.dtype()));
   TETHER_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ (", dtype_name(a.dtype()), " and ",
                dtype_name(b.dtype()), ")");

@@ -63,12 +63,6 @@ __global__ void bias_grad_finish(const double* partial, int64_t O, int64_t split
 }
 
 // ---- tensor plumbing ----------------------------------------------------------------------------
-// The op front checks dtypes and shapes; here: that both tensors are on one device.
-void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  TETHER_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device().str(), " and ",
-               b.device().str(), "); move them explicitly with .to()");
-}
-
 // Runs fn(ptr) on a contiguous buffer for `out`: `out` itself when contiguous, else a
 // temporary copied back afterwards (holding out's values first when accumulating).
 template <typename Fn>
@@ -118,7 +112,6 @@ Shape with_batch(Shape s, int64_t n) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p) {
-  if (bias_in.defined()) check_same_device(x_in, bias_in, "conv2d (bias)");  // x and w: the op front
   const Shape ys = ops::conv2d_output_shape(x_in.shape(), w_in.shape(), p);
   Tensor y = Tensor::empty(ys, x_in.dtype(), x_in.device());
   if (y.numel() == 0) return y;
@@ -148,8 +141,6 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias
 
 void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2dParams& p, const Tensor& grad_x,
                           bool accumulate) {
-  check_same_device(grad_y, w_in, "conv2d_backward_data");
-  check_same_device(grad_y, grad_x, "conv2d_backward_data");
   const Shape& ys = grad_y.shape();  // conv2d_output_shape(grad_x, w): checked by the op front
   if (grad_x.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), w = ops::contiguous(w_in);
@@ -165,8 +156,6 @@ void conv2d_backward_data(const Tensor& grad_y, const Tensor& w_in, const Conv2d
 
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv2dParams& p, const Tensor& grad_w,
                             bool accumulate) {
-  check_same_device(grad_y, x_in, "conv2d_backward_weight");
-  check_same_device(grad_y, grad_w, "conv2d_backward_weight");
   const Shape& ys = grad_y.shape();  // conv2d_output_shape(x, grad_w): checked by the op front
   if (grad_w.numel() == 0) return;
   const Tensor gy = ops::contiguous(grad_y), x = ops::contiguous(x_in);
@@ -182,7 +171,6 @@ void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x_in, const Conv
 }
 
 void conv2d_backward_bias(const Tensor& grad_y, const Tensor& grad_b, bool accumulate) {
-  check_same_device(grad_y, grad_b, "conv2d_backward_bias");
   const Tensor gy = ops::contiguous(grad_y);
   const int64_t N = gy.size(0), O = gy.size(1), P = gy.size(2) * gy.size(3);
   if (O == 0) return;

@@ -147,9 +147,6 @@ Tensor map1(const Tensor& x, F f) {
 // out = f(a, b) with broadcasting.
 template <typename T, typename F>
 Tensor map2(const Tensor& a, const Tensor& b, F f) {
-  // clamp_backward's front checks no devices: a CPU operand here would hand a kernel a host pointer.
-  TETHER_CHECK(a.device() == b.device(), "elementwise op: tensors on different devices (", a.device().str(), " and ",
-               b.device().str(), "); move them explicitly with .to()");
   const Shape shape = broadcast_shapes(a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const int64_t n = out.numel();
@@ -273,9 +270,6 @@ Tensor unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tenso
     Tensor xc = x.defined() ? ops::contiguous(x) : Tensor();
     Tensor yc = y.defined() ? ops::contiguous(y) : (reads_y ? cuda::unary(op, xc) : xc);
     if (!xc.defined()) xc = yc;
-    TETHER_CHECK(xc.device() == grad.device() && yc.device() == grad.device(),
-                 "unary_backward: tensors on different devices (grad on ", grad.device().str(), ", input on ",
-                 xc.device().str(), "); move them explicitly with .to()");
     Tensor out = Tensor::empty(shape, yc.dtype(), grad.device());
     unary_backward_typed<scalar_t>(op, out, g, xc, yc);
     return out;

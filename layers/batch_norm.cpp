@@ -21,14 +21,8 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   TETHER_CHECK(x.dim() == 4 && x.size(1) == options.channels, "BatchNorm2d(", options.channels,
                "): expected input [N, ", options.channels, ", H, W], got ", shape_str(x.shape()));
   const bool batch_stats = training_ || !options.track_running_stats;
-  if (training_ && options.track_running_stats) {
-    if (num_batches_tracked.device().is_cpu()) {
-      const int64_t n = num_batches_tracked.item<int64_t>();
-      num_batches_tracked.copy_(Tensor::scalar(static_cast<double>(n + 1), DType::i64));
-    } else {  // on the device: reading the count back would stall the GPU at every layer (exact below 2^53)
-      num_batches_tracked.copy_(ops::add_scalar(ops::cast(num_batches_tracked, DType::f64), 1.0));
-    }
-  }
+  // Counted where the buffer lives (on a GPU, reading it back would stall every layer).
+  if (training_ && options.track_running_stats) num_batches_tracked.copy_(ops::add_scalar(num_batches_tracked, 1.0));
   // Running statistics are read in eval mode and updated in training; without tracking,
   // batch statistics are used in both modes and nothing is updated.
   return batch_norm(x, weight, bias, batch_stats && !training_ ? Tensor() : running_mean,

@@ -106,10 +106,10 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor add_scalar(const Tensor& x, double s) {
-  return dispatch_float(x.dtype(), "add_scalar", [&](auto tag_) {
+  return dispatch_all(x.dtype(), "add_scalar", [&](auto tag_) {  // integers too (counters)
     using scalar_t = decltype(tag_);
     const scalar_t c = static_cast<scalar_t>(s);
-    return map1<scalar_t>(x, [c](scalar_t v) { return v + c; });
+    return map1<scalar_t>(x, [c](scalar_t v) { return static_cast<scalar_t>(v + c); });
   });
 }
 

@@ -35,7 +35,7 @@ struct BinaryFn {
 template <typename T>
 struct AddScalarFn {
   T c;
-  __device__ T operator()(T v) const { return v + c; }
+  __device__ T operator()(T v) const { return static_cast<T>(v + c); }
 };
 template <typename T>
 struct MulScalarFn {
@@ -231,7 +231,7 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor add_scalar(const Tensor& x, double s) {
-  return dispatch_float(x.dtype(), "add_scalar", [&](auto tag_) {
+  return dispatch_all(x.dtype(), "add_scalar", [&](auto tag_) {  // integers too (counters)
     using scalar_t = decltype(tag_);
     return map1<scalar_t>(x, AddScalarFn<scalar_t>{static_cast<scalar_t>(s)});
   });

@@ -110,4 +110,12 @@ TEST_SUITE("core") {
     const double var = ops::mean(ops::unary(ops::Unary::square, ops::add_scalar(n, -2.0))).item<double>();
     CHECK(var == doctest::Approx(9.0).epsilon(0.02));
   }
+
+  TEST_CASE("add_scalar on integer tensors (BatchNorm's batch counter is counted where it lives)") {
+    const Tensor count = Tensor::from_vector<int64_t>({41, -3}, {2});
+    const Tensor next = ops::add_scalar(count, 1.0);
+    CHECK(next.dtype() == DType::i64);
+    CHECK(next.to_vector<int64_t>() == std::vector<int64_t>{42, -2});
+    CHECK(ops::add_scalar(Tensor::from_vector<uint8_t>({7}, {1}), 2.0).to_vector<uint8_t>() == std::vector<uint8_t>{9});
+  }
 }
